@@ -1,0 +1,26 @@
+"""The ``crux`` command: a table of contents of its commands."""
+
+from __future__ import annotations
+
+import typer
+
+from dialogue.cli import ask, demo, model
+from dialogue.cli.errors import CruxGroup
+
+app = typer.Typer(
+    cls=CruxGroup,
+    name="crux",
+    help="Crux: find out whether a disagreement is about what is true or about what matters.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+app.command("ask")(ask.ask)
+app.command("validate")(model.validate)
+app.command("schema")(model.schema)
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    app()

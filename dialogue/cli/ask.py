@@ -1,0 +1,105 @@
+"""``crux ask``: what happens if ..."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from pydantic import ValidationError
+
+from dialogue.cli.options import DeviceOpt, JsonOpt, ModelArg, SamplesOpt, SeedOpt
+from dialogue.cli.render import print_answer
+from oracle.oracle import Oracle
+from oracle.query import Query, QueryError, parse_assignment, parse_question, resolve
+from worldmodel.errors import CruxError
+from worldmodel.model import Model, load_model
+
+
+def ask(
+    model: ModelArg,
+    question: Annotated[
+        Optional[str],
+        typer.Argument(
+            help="'what happens if A=a [and B=b] [given C=c [and D=d]]' (case-insensitive, '?' allowed).",
+            show_default=False,
+        ),
+    ] = None,
+    do: Annotated[list[str], typer.Option("--do", help="Intervene: VAR=STATE (repeatable).")] = [],
+    given: Annotated[list[str], typer.Option("--given", help="Observe: VAR=STATE (repeatable).")] = [],
+    outcome: Annotated[
+        list[str], typer.Option("--outcome", help="Report this variable (repeatable; default: the model's outcomes).")
+    ] = [],
+    as_: Annotated[
+        Optional[str], typer.Option("--as", help="Whose beliefs answer: agent (default), human or world.")
+    ] = None,
+    batch: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--batch",
+            help="Many queries, one JSON object per line ({\"do\": {}, \"given\": {}, \"outcomes\": [], \"as\": \"agent\"}; "
+            "'-' reads stdin); prints one JSON answer per line, in order.",
+        ),
+    ] = None,
+    samples: SamplesOpt = 1000,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask the oracle what happens if you do something, given what you see."""
+    loaded = load_model(model)
+    oracle = Oracle(loaded, device=device, samples=samples, seed=seed)
+    if batch is not None:
+        if question or do or given or outcome or as_:
+            raise typer.BadParameter("--batch takes its queries from the file: drop QUESTION, --do, --given, --outcome and --as")
+        queries = read_batch(batch, loaded)
+        for answer in oracle.ask_many(queries):
+            typer.echo(json.dumps(answer.to_json()))
+        return
+    query_do: dict[str, str] = {}
+    query_given: dict[str, str] = {}
+    if question:
+        query_do, query_given = parse_question(question)
+    query_do.update(parse_assignment(d, "--do") for d in do)
+    query_given.update(parse_assignment(g, "--given") for g in given)
+    if as_ is not None and as_ not in loaded.parties:
+        raise QueryError(f"--as {as_!r}: this model answers as {', '.join(loaded.parties)}")
+    query = Query(do=query_do, given=query_given, outcomes=outcome, as_=as_)
+    answer = oracle.ask(query)
+    if as_json:
+        typer.echo(json.dumps(answer.to_json()))
+    else:
+        print_answer(answer)
+
+
+def read_batch(path: Path, model: Model) -> list[Query]:
+    """Queries from a JSON-lines file; every bad line is reported (``FILE: line N: ...``) before any runs."""
+    name = "<stdin>" if str(path) == "-" else str(path)
+    try:
+        lines = sys.stdin.read().splitlines() if str(path) == "-" else path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise CruxError(f"{name}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise CruxError(f"{name}: cannot read: {err}") from None
+    queries: list[Query] = []
+    problems: list[str] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            query = Query.model_validate_json(line)
+            resolve(query, model.network, model.parties, model.default_party)
+            queries.append(query)
+        except ValidationError as err:
+            for e in err.errors(include_url=False):
+                where = ".".join(str(p) for p in e["loc"])
+                problems.append(f"{name}: line {n}: {where + ': ' if where else ''}{e['msg']}")
+        except QueryError as err:
+            problems.append(f"{name}: line {n}: {err}")
+    if problems:
+        raise CruxError("\n".join(problems))
+    if not queries:
+        raise CruxError(f"{name}: no queries (one JSON object per line)")
+    return queries

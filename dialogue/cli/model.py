@@ -1,0 +1,34 @@
+"""``crux validate`` and ``crux schema``: checking model files."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from dialogue.cli.options import JsonOpt, ModelArg
+from worldmodel.errors import ModelError, render_path
+from worldmodel.load import load_scenario
+from worldmodel.spec import json_schema
+
+
+def validate(model: ModelArg, as_json: JsonOpt = False) -> None:
+    """Check a model file: print 'ok: N variables, M facts', or every problem, one per line."""
+    try:
+        scenario = load_scenario(model)
+    except ModelError as err:
+        if as_json:
+            problems = [{"file": err.file, "path": render_path(p.path), "message": p.message} for p in err.problems]
+            typer.echo(json.dumps({"ok": False, "file": err.file, "problems": problems}))
+            raise typer.Exit(1) from None
+        raise
+    variables, facts = len(scenario.world.variables), len(scenario.facts)
+    if as_json:
+        typer.echo(json.dumps({"ok": True, "file": str(model), "variables": variables, "facts": facts, "problems": []}))
+    else:
+        typer.echo(f"ok: {variables} variables, {facts} facts")
+
+
+def schema() -> None:
+    """Print the JSON Schema of the scenario format."""
+    typer.echo(json.dumps(json_schema(), indent=2))

@@ -1,0 +1,133 @@
+"""Exact posterior marginals by batched tensor contraction (variable elimination as einsum).
+
+One call answers a batch of queries that share a *structure* (which variables
+are intervened on, which are observed, which are reported): the intervened and
+observed states travel as batch-indexed one-hot vectors, so the whole batch is
+one contraction per reported variable.  Tables may carry a leading *sample*
+axis (draws of the Dirichlet rows): the posterior mean and every draw are then
+contracted at once.  Contraction paths come from opt_einsum and are cached per
+equation and shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+
+import opt_einsum
+import torch
+
+from oracle.query import QueryError
+from worldmodel.compile import Network
+
+_SAMPLE, _BATCH = opt_einsum.get_symbol(0), opt_einsum.get_symbol(1)
+
+
+class ImpossibleEvidence(QueryError):
+    """The evidence of the query at ``index`` of a batch has probability zero."""
+
+    def __init__(self, index: int):
+        self.index = index
+        super().__init__(
+            "the evidence has probability 0 under these beliefs, so nothing can be concluded from it; "
+            "check the `given` states"
+        )
+
+
+def relevant(network: Network, targets: Sequence[str], do: Sequence[str], evidence: Sequence[str]) -> set[str]:
+    """Variables a target's posterior can depend on: ancestors of the targets and the
+    evidence in the graph cut at the interventions (everything else is barren)."""
+    cut = set(do)
+    seen: set[str] = set()
+    stack = [*targets, *evidence]
+    while stack:
+        var = stack.pop()
+        if var in seen:
+            continue
+        seen.add(var)
+        if var not in cut:
+            stack.extend(network.parents[var])
+    return seen
+
+
+@lru_cache(maxsize=512)
+def _expression(equation: str, shapes: tuple[tuple[int, ...], ...]):
+    return opt_einsum.contract_expression(equation, *shapes, optimize="auto")
+
+
+class ExactEngine:
+    """Batched exact inference over one network."""
+
+    def __init__(self, network: Network):
+        self.network = network
+        self._symbol = {var: opt_einsum.get_symbol(i + 2) for i, var in enumerate(network.order)}
+
+    def marginals(
+        self,
+        tables: Mapping[str, torch.Tensor],
+        likelihood: Mapping[str, torch.Tensor],
+        do: Sequence[str],
+        do_states: torch.Tensor,
+        given: Sequence[str],
+        given_states: torch.Tensor,
+        targets: Sequence[str],
+    ) -> dict[str, torch.Tensor]:
+        """``P(target | do, given, soft evidence)`` for every sample and query.
+
+        ``tables[v]``: shape ``(S, *parents, v)`` (S draws of the parameters);
+        ``likelihood[v]``: shape ``(v,)``; ``do_states``/``given_states``: long
+        tensors ``(B, len(do))``/``(B, len(given))`` of state indices.  Returns
+        ``{target: (S, B, card)}`` normalised over the last axis.  Sample 0 is
+        taken to be the posterior mean.  Raises :class:`QueryError` if some
+        query's evidence has probability zero under it (:class:`ImpossibleEvidence`), or if
+        an answer depends on an unset decision.
+        """
+        net = self.network
+        soft = [v for v in likelihood if v not in do]
+        any_table = next(iter(tables.values()))
+        batch = do_states.shape[0]
+        hot = {}
+        for columns, names in ((do_states, do), (given_states, given)):
+            for j, var in enumerate(names):
+                hot[var] = torch.nn.functional.one_hot(columns[:, j], net.card(var)).to(any_table)
+        out: dict[str, torch.Tensor] = {}
+        for target in targets:
+            needed = relevant(net, [target], do, [*given, *soft])
+            if net.decision in needed and net.decision not in do:
+                states = ", ".join(net.states[net.decision])
+                raise QueryError(
+                    f"the answer about {target} depends on the decision {net.decision}: "
+                    f"set it with do {net.decision}=<one of {states}>"
+                )
+            operands, subscripts = [], []
+            for var in net.order:
+                if var not in needed:
+                    continue
+                if var in do:
+                    operands.append(hot[var])
+                    subscripts.append(_BATCH + self._symbol[var])
+                    continue
+                operands.append(tables[var])
+                subscripts.append(_SAMPLE + "".join(self._symbol[p] for p in (*net.parents[var], var)))
+                if var in hot:
+                    operands.append(hot[var])
+                    subscripts.append(_BATCH + self._symbol[var])
+                if var in likelihood:
+                    operands.append(likelihood[var].to(any_table))
+                    subscripts.append(self._symbol[var])
+            if not any(_BATCH in s for s in subscripts):  # no evidence or intervention touches it
+                operands.append(torch.ones(batch, dtype=any_table.dtype, device=any_table.device))
+                subscripts.append(_BATCH)
+            equation = ",".join(subscripts) + "->" + _SAMPLE + _BATCH + self._symbol[target]
+            if not any(_SAMPLE in s for s in subscripts):
+                operands.append(torch.ones(any_table.shape[0], dtype=any_table.dtype, device=any_table.device))
+                equation = ",".join([*subscripts, _SAMPLE]) + "->" + _SAMPLE + _BATCH + self._symbol[target]
+            expr = _expression(equation, tuple(tuple(op.shape) for op in operands))
+            joint = expr(*operands, backend="torch")
+            total = joint.sum(-1, keepdim=True)
+            impossible = total[0, :, 0] <= 0
+            if bool(impossible.any()):
+                raise ImpossibleEvidence(int(impossible.nonzero()[0]))
+            total = torch.where(total > 0, total, torch.ones_like(total))  # a draw may underflow to 0
+            out[target] = joint / total
+        return out

@@ -1,0 +1,158 @@
+"""Queries and answers of the oracle, and the check of a query against a network.
+
+The same pydantic models are the JSON of ``crux ask --json``, of ``--batch``
+lines and (later) of the HTTP server.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from worldmodel.compile import Network, Party
+from worldmodel.errors import CruxError, unknown
+
+
+class QueryError(CruxError):
+    """A query that names something the model does not have, or cannot be answered."""
+
+
+class Query(BaseModel):
+    """What happens to ``outcomes`` if we set ``do`` and see ``given``, in ``as``'s beliefs?"""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    do: dict[str, str] = Field(default_factory=dict, description="Interventions {variable: state}: cut from parents and fixed.")
+    given: dict[str, str] = Field(default_factory=dict, description="Hard evidence {variable: state} about the case.")
+    outcomes: list[str] = Field(
+        default_factory=list, description="Variables to report; empty means the model's outcomes."
+    )
+    as_: Party | None = Field(
+        default=None,
+        alias="as",
+        description="Whose beliefs answer: agent, human or world (no party); default agent for a scenario.",
+    )
+
+
+class Distribution(BaseModel):
+    """The answer for one outcome variable."""
+
+    states: list[str] = Field(description="The variable's states.")
+    p: list[float] = Field(description="Posterior-mean probability of each state.")
+    interval: list[list[float]] = Field(
+        description="90% credible interval [low, high] of each state's probability, from parameter uncertainty."
+    )
+    stderr: list[float] | None = Field(default=None, description="Monte Carlo standard error (sampled answers only).")
+
+
+class Answer(BaseModel):
+    """The oracle's answer to one query."""
+
+    query: Query = Field(description="The query, with names as the model spells them and defaults filled in.")
+    method: Literal["exact", "sampled"] = Field(description="How the probabilities were computed.")
+    device: str = Field(description="Where they were computed (cpu, cuda).")
+    outcomes: dict[str, Distribution] = Field(description="One distribution per outcome variable.")
+
+    def to_json(self) -> dict:
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A query checked against a network: names as the model spells them, states as indices."""
+
+    query: Query
+    party: Party
+    do: tuple[tuple[str, int], ...]
+    given: tuple[tuple[str, int], ...]
+    outcomes: tuple[str, ...]
+
+    @property
+    def structure(self) -> tuple:
+        """Queries with equal structure run as one batched contraction."""
+        return (self.party, tuple(v for v, _ in self.do), tuple(v for v, _ in self.given), self.outcomes)
+
+
+def _match(name: str, valid: Sequence[str], kind: str) -> str:
+    if name in valid:
+        return name
+    folded = [v for v in valid if v.casefold() == name.strip().casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    raise QueryError(unknown(kind, name, valid))
+
+
+def resolve(query: Query, network: Network, parties: Sequence[Party], default_party: Party) -> Resolved:
+    """Check a query against the network: unknown names are errors listing the valid ones."""
+    party = query.as_ or default_party
+    if party not in parties:
+        raise QueryError(f"this model has no party {party!r}: ask as {' or '.join(parties)}")
+
+    def assignments(items: Mapping[str, str], what: str) -> tuple[tuple[str, int], ...]:
+        out = {}
+        for var, state in items.items():
+            name = _match(var, network.order, f"variable in {what}")
+            out[name] = network.states[name].index(_match(state, network.states[name], f"state of {name}"))
+        return tuple(out.items())
+
+    do, given = assignments(query.do, "do"), assignments(query.given, "given")
+    both = sorted(set(dict(do)) & set(dict(given)))
+    if both:
+        raise QueryError(
+            f"{', '.join(both)} is both set (do) and observed (given): an intervention already fixes it, drop one"
+        )
+    decision = network.decision
+    if decision in dict(given):
+        raise QueryError(f"{decision} is the decision: set it with do {decision}=<action>, it cannot be observed")
+    if query.outcomes:
+        outcomes = tuple(dict.fromkeys(_match(o, network.order, "outcome variable") for o in query.outcomes))
+    else:
+        outcomes = network.outcomes or tuple(v for v in network.order if v not in dict(do) and v not in dict(given))
+    echo = Query(
+        do={v: network.states[v][i] for v, i in do},
+        given={v: network.states[v][i] for v, i in given},
+        outcomes=list(outcomes),
+        as_=party,
+    )
+    return Resolved(query=echo, party=party, do=do, given=given, outcomes=outcomes)
+
+
+_QUESTION = re.compile(
+    r"^\s*what\s+happens(?:\s+if\s+(?P<do>.*?))?(?:\s+given\s+(?P<given>.*?))?\s*\??\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def parse_question(text: str) -> tuple[dict[str, str], dict[str, str]]:
+    """``what happens if A=a and B=b given C=c?`` -> ({A: a, B: b}, {C: c})."""
+    m = _QUESTION.match(text)
+    if not m or not (m.group("do") or m.group("given")):
+        raise QueryError(
+            f"cannot read the question {text!r}: write it as "
+            "'what happens if VAR=state [and VAR=state ...] [given VAR=state [and ...]]'"
+        )
+
+    def pairs(part: str | None, where: str) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if not part:
+            return out
+        for item in re.split(r"\s+and\s+", part.strip(), flags=re.IGNORECASE):
+            var, sep, state = item.partition("=")
+            if not sep or not var.strip() or not state.strip():
+                raise QueryError(f"cannot read {item!r} after '{where}': write VAR=state")
+            out[var.strip()] = state.strip()
+        return out
+
+    return pairs(m.group("do"), "if"), pairs(m.group("given"), "given")
+
+
+def parse_assignment(text: str, option: str) -> tuple[str, str]:
+    """``VAR=state`` from a ``--do``/``--given`` option."""
+    var, sep, state = text.partition("=")
+    if not sep or not var.strip() or not state.strip():
+        raise QueryError(f"{option} {text!r}: write VAR=state")
+    return var.strip(), state.strip()

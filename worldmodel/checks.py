@@ -1,0 +1,330 @@
+"""The rules of SCENARIO.md that need more than one field to check.
+
+:func:`check` works on a :class:`View`: the parts of a file that passed the
+schema, plus the names of the parts that did not, so that one broken variable
+does not hide the problems of the others and a reference to a broken part is
+not reported as unknown.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from worldmodel.errors import PathPart, Problem, unknown
+from worldmodel.rows import all_keys, join_key, row_problems, split_key
+from worldmodel.spec import Agent, Fact, Human, Scenario, Variable
+
+
+@dataclass
+class View:
+    """A possibly partial scenario: ``None`` marks a part present in the file but invalid."""
+
+    variables: dict[str, Variable | None]
+    decision: str | None = None
+    outcomes: list[str] | None = None
+    facts: dict[str, Fact | None] = field(default_factory=dict)
+    parties: dict[str, Agent | None] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, scenario: Scenario) -> View:
+        return cls(
+            variables=dict(scenario.world.variables),
+            decision=scenario.world.decision,
+            outcomes=list(scenario.world.outcomes),
+            facts=dict(scenario.facts),
+            parties={"agent": scenario.parties.agent, "human": scenario.parties.human},
+        )
+
+    def var(self, name: str) -> Variable | None:
+        return self.variables.get(name)
+
+
+VARS: tuple[PathPart, ...] = ("world", "variables")
+
+
+def check(view: View) -> list[Problem]:
+    """Every cross-field problem of the (partial) scenario."""
+    problems: list[Problem] = []
+    for name, variable in view.variables.items():
+        if variable is not None:
+            problems += _check_variable(view, name, variable)
+    problems += _check_cycles(view)
+    problems += _check_world(view)
+    for fact_id, fact in view.facts.items():
+        if fact is not None:
+            problems += _check_fact(view, fact_id, fact)
+    for party, spec in view.parties.items():
+        if spec is not None:
+            problems += _check_party(view, party, spec)
+    return problems
+
+
+# -- variables ---------------------------------------------------------------------------
+
+
+def _check_variable(view: View, name: str, v: Variable) -> list[Problem]:
+    at = (*VARS, name)
+    out: list[Problem] = []
+    for state, n in Counter(v.states).items():
+        if n > 1:
+            out.append(Problem((*at, "states"), f"duplicate state {state!r}: states must be unique"))
+    for i, state in enumerate(v.states):
+        if "," in state or state != state.strip() or not state:
+            out.append(
+                Problem(
+                    (*at, "states", i),
+                    f"state {state!r} must be non-empty, without ',' (it separates row keys) "
+                    "and without white space around it",
+                )
+            )
+    known_parents = True
+    for i, parent in enumerate(v.parents):
+        if parent == name:
+            out.append(Problem((*at, "parents", i), f"{name} cannot be its own parent"))
+            known_parents = False
+        elif parent not in view.variables:
+            out.append(Problem((*at, "parents", i), unknown("variable", parent, view.variables)))
+            known_parents = False
+        elif view.var(parent) is None:
+            known_parents = False  # reported where that variable is
+    for parent, n in Counter(v.parents).items():
+        if n > 1:
+            out.append(Problem((*at, "parents"), f"parent {parent!r} is listed {n} times"))
+            known_parents = False
+
+    if name == view.decision:
+        for key, present in (("prior", v.prior is not None), ("parents", bool(v.parents)), ("table", v.table is not None)):
+            if present:
+                out.append(
+                    Problem((*at, key), f"{name} is the decision: a root without a prior (its states are the actions); remove `{key}`")
+                )
+        return out
+    if v.parents:
+        if v.prior is not None:
+            out.append(Problem((*at, "prior"), "a variable with parents takes a `table`, not a `prior`"))
+        if v.table is None:
+            out.append(Problem(at, "has parents but no `table`: give one row per combination of parent states"))
+    else:
+        if v.table is not None:
+            out.append(Problem((*at, "table"), "a table needs `parents`; a root variable takes a `prior`"))
+        if v.prior is None:
+            out.append(
+                Problem(at, f"a root variable needs a `prior` (or name it as world.decision if it is the decision)")
+            )
+    if v.prior is not None and not v.parents:
+        out += [Problem((*at, "prior"), m) for m in row_problems(v.prior, v.states)]
+    if v.table is not None and v.parents and known_parents:
+        out += _check_rows(view, (*at, "table"), name, v, v.table, complete=True)
+    return out
+
+
+def _check_rows(
+    view: View, at: tuple[PathPart, ...], name: str, v: Variable, rows: dict[str, list[float]], complete: bool
+) -> list[Problem]:
+    """Row keys against the parents' states, each row's numbers, and (for tables) coverage."""
+    parent_states = [view.variables[p].states for p in v.parents]  # type: ignore[union-attr]
+    out: list[Problem] = []
+    seen: dict[tuple[str, ...], str] = {}
+    for key, row in rows.items():
+        parts = split_key(key)
+        if len(parts) != len(v.parents):
+            example = join_key([f"<{p} state>" for p in v.parents])
+            out.append(
+                Problem(
+                    (*at, key),
+                    f"row key names {len(parts)} state{'s' if len(parts) != 1 else ''} for "
+                    f"{len(v.parents)} parent{'s' if len(v.parents) != 1 else ''} ({', '.join(v.parents)}): "
+                    f"write it as \"{example}\"",
+                )
+            )
+            continue
+        bad = False
+        for parent, states, part in zip(v.parents, parent_states, parts):
+            if part not in states:
+                out.append(Problem((*at, key), unknown(f"state of {parent}", part, states)))
+                bad = True
+        if bad:
+            continue
+        if parts in seen:
+            out.append(Problem((*at, key), f"repeats row {seen[parts]!r} of {name}"))
+            continue
+        seen[parts] = key
+        out += [Problem((*at, key), m) for m in row_problems(row, v.states)]
+    if complete:
+        missing = [join_key(k) for k in all_keys(parent_states) if k not in seen]
+        for key in missing[:10]:
+            out.append(Problem(at, f"missing row \"{key}\": every combination of parent states needs a row"))
+        if len(missing) > 10:
+            out.append(Problem(at, f"... and {len(missing) - 10} more missing rows"))
+    return out
+
+
+def _check_cycles(view: View) -> list[Problem]:
+    graph = nx.DiGraph()
+    for name, v in view.variables.items():
+        if v is not None:
+            graph.add_edges_from((p, name) for p in v.parents if p in view.variables and p != name)
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return []
+    names = [edge[0] for edge in cycle] + [cycle[0][0]]
+    return [
+        Problem(
+            (*VARS, cycle[-1][1], "parents"),
+            f"cycle {' -> '.join(names)}: the parent graph must be acyclic (remove one of these edges)",
+        )
+    ]
+
+
+def _check_world(view: View) -> list[Problem]:
+    out: list[Problem] = []
+    if view.decision is not None and view.decision not in view.variables:
+        out.append(Problem(("world", "decision"), unknown("variable", view.decision, view.variables)))
+    for i, outcome in enumerate(view.outcomes or []):
+        if outcome not in view.variables:
+            out.append(Problem(("world", "outcomes", i), unknown("variable", outcome, view.variables)))
+        elif outcome == view.decision:
+            out.append(Problem(("world", "outcomes", i), "the decision cannot be an outcome: outcomes are what actions lead to"))
+    for outcome, n in Counter(view.outcomes or []).items():
+        if n > 1:
+            out.append(Problem(("world", "outcomes"), f"outcome {outcome!r} is listed {n} times"))
+    return out
+
+
+# -- facts -------------------------------------------------------------------------------
+
+
+def _state_problem(view: View, at: tuple[PathPart, ...], var: str, state: str, *, chosen_ok: bool = False) -> list[Problem]:
+    """Problems of naming ``var = state`` (an unknown variable or state)."""
+    if var not in view.variables:
+        return [Problem(at, unknown("variable", var, view.variables))]
+    v = view.var(var)
+    if v is None:
+        return []
+    if var == view.decision and not chosen_ok:
+        return [Problem(at, f"{var} is the decision: it is chosen, not observed")]
+    if state not in v.states:
+        return [Problem((*at, var), unknown(f"state of {var}", state, v.states))]
+    return []
+
+
+def _check_fact(view: View, fact_id: str, fact: Fact) -> list[Problem]:
+    at: tuple[PathPart, ...] = ("facts", fact_id)
+    out: list[Problem] = []
+    if (fact.observe is None) == (fact.counts is None):
+        return [Problem(at, "a fact takes exactly one of `observe` (about the case) or `counts` (about the world)")]
+    if fact.reliability is not None:
+        if fact.counts is not None:
+            out.append(
+                Problem((*at, "reliability"), "reliability applies to observe facts; a counts fact weighs by its counts")
+            )
+        elif not (0.0 <= fact.reliability <= 1.0) or math.isnan(fact.reliability):
+            out.append(Problem((*at, "reliability"), f"reliability {fact.reliability} is out of range: use a probability in [0, 1]"))
+    if fact.observe is not None:
+        if not fact.observe:
+            out.append(Problem((*at, "observe"), "observes nothing: give {variable: state}"))
+        for var, state in fact.observe.items():
+            out += _state_problem(view, (*at, "observe"), var, state)
+        return out
+    counts = fact.counts
+    assert counts is not None  # one of the two, checked above
+    at = (*at, "counts")
+    if counts.variable not in view.variables:
+        return out + [Problem((*at, "variable"), unknown("variable", counts.variable, view.variables))]
+    v = view.var(counts.variable)
+    if v is None:
+        return out
+    if counts.variable == view.decision:
+        return out + [Problem((*at, "variable"), f"{counts.variable} is the decision: it has no table to count")]
+    for parent in counts.given:
+        if parent not in v.parents:
+            out.append(
+                Problem(
+                    (*at, "given", parent),
+                    f"{parent!r} is not a parent of {counts.variable} "
+                    f"(parents: {', '.join(v.parents) or 'none, so `given` must be empty'})",
+                )
+            )
+    missing = [p for p in v.parents if p not in counts.given]
+    if missing:
+        out.append(
+            Problem(
+                (*at, "given"),
+                f"does not select one row of {counts.variable}: give a state for every parent; missing {', '.join(missing)}",
+            )
+        )
+    for parent, state in counts.given.items():
+        if parent in v.parents:
+            out += _state_problem(view, (*at, "given"), parent, state, chosen_ok=True)
+    for state, n in counts.counts.items():
+        if state not in v.states:
+            out.append(Problem((*at, "counts", state), unknown(f"state of {counts.variable}", state, v.states)))
+        elif not math.isfinite(n) or n < 0:
+            out.append(Problem((*at, "counts", state), f"count {n} must be a non-negative number"))
+    if all(math.isfinite(n) and n >= 0 for n in counts.counts.values()) and sum(counts.counts.values()) <= 0:
+        out.append(Problem((*at, "counts"), "all counts are 0: the fact adds nothing"))
+    return out
+
+
+# -- parties -----------------------------------------------------------------------------
+
+
+def _check_party(view: View, party: str, spec: Agent) -> list[Problem]:
+    at: tuple[PathPart, ...] = ("parties", party)
+    out: list[Problem] = []
+    for var, override in spec.beliefs.priors.items():
+        where = (*at, "beliefs", "priors", var)
+        if var not in view.variables:
+            out.append(Problem(where, unknown("variable", var, view.variables)))
+            continue
+        v = view.var(var)
+        if v is None:
+            continue
+        if var == view.decision:
+            out.append(Problem(where, f"{var} is the decision: it has no prior to override"))
+        elif not v.parents:
+            if isinstance(override, dict):
+                out.append(Problem(where, f"{var} is a root variable: give its prior as a list [p1, p2, ...]"))
+            else:
+                out += [Problem(where, m) for m in row_problems(override, v.states)]
+        elif isinstance(override, list):
+            out.append(Problem(where, f"{var} has parents: give rows as {{\"row key\": [p1, p2, ...]}}"))
+        elif all(view.var(p) is not None for p in v.parents if p in view.variables) and all(
+            p in view.variables for p in v.parents
+        ):
+            out += _check_rows(view, where, var, v, override, complete=False)
+    for i, fact_id in enumerate(spec.beliefs.knows):
+        if fact_id not in view.facts:
+            out.append(Problem((*at, "beliefs", "knows", i), unknown("fact", fact_id, view.facts)))
+    for fact_id, n in Counter(spec.beliefs.knows).items():
+        if n > 1:
+            out.append(Problem((*at, "beliefs", "knows"), f"fact {fact_id!r} is listed {n} times"))
+    for outcome, utilities in spec.values.items():
+        where = (*at, "values", outcome)
+        if outcome not in (view.outcomes or []):
+            hint = f"; add it to world.outcomes to score it" if outcome in view.variables else ""
+            out.append(Problem(where, unknown("outcome", outcome, view.outcomes or []) + hint))
+            continue
+        v = view.var(outcome)
+        if v is None:
+            continue
+        for state, utility in utilities.items():
+            if state not in v.states:
+                out.append(Problem((*where, state), unknown(f"state of {outcome}", state, v.states)))
+            elif not math.isfinite(utility):
+                out.append(Problem((*where, state), f"utility {utility} is not a finite number"))
+    if isinstance(spec, Human):
+        responds = spec.responds
+        for i, fact_id in enumerate(responds.rejects):
+            if fact_id not in view.facts:
+                out.append(Problem((*at, "responds", "rejects", i), unknown("fact", fact_id, view.facts)))
+        sources = sorted({f.source for f in view.facts.values() if f is not None})
+        for i, source in enumerate(responds.rejects_sources):
+            if source not in sources and all(f is not None for f in view.facts.values()):
+                out.append(Problem((*at, "responds", "rejects_sources", i), unknown("source", source, sources)))
+    return out

@@ -1,0 +1,47 @@
+"""A loaded model: a network's structure and the parties' beliefs over it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from worldmodel.compile import PARTIES, BeliefState, Network, Party, network_of, party_beliefs
+from worldmodel.load import load_scenario
+from worldmodel.spec import Scenario
+
+
+@dataclass
+class Model:
+    """What the oracle answers on: a network, and the beliefs of each party it knows."""
+
+    name: str
+    network: Network
+    scenario: Scenario | None = None
+    _beliefs: dict[str, BeliefState] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_scenario(cls, scenario: Scenario) -> Model:
+        return cls(name=scenario.name, network=network_of(scenario), scenario=scenario)
+
+    @property
+    def parties(self) -> tuple[Party, ...]:
+        """Whose beliefs can answer: agent, human and world for a scenario."""
+        return PARTIES if self.scenario is not None else ("world",)
+
+    @property
+    def default_party(self) -> Party:
+        return "agent" if self.scenario is not None else "world"
+
+    def beliefs(self, party: Party) -> BeliefState:
+        """A party's beliefs at the start (compiled once)."""
+        if party not in self._beliefs:
+            if party not in self.parties:
+                raise ValueError(f"{party!r} is not a party of this model (parties: {', '.join(self.parties)})")
+            assert self.scenario is not None or party == "world"
+            self._beliefs[party] = party_beliefs(self.scenario, self.network, party)  # type: ignore[arg-type]
+        return self._beliefs[party]
+
+
+def load_model(path: str | Path) -> Model:
+    """Load a model file (a scenario in YAML or JSON); errors name the file and the path inside it."""
+    return Model.from_scenario(load_scenario(path))

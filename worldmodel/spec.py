@@ -1,0 +1,201 @@
+"""Pydantic schema of the scenario format, version 1 (``shared/spec/SCENARIO.md``).
+
+The models check the shape of a file: types, required keys, no unknown keys
+(``extra="forbid"``) and ranges that need no context.  Rules that need the
+rest of the file (row keys against parents' states, unknown names, cycles,
+sums) live in :mod:`worldmodel.checks`, so that one broken variable does not
+hide the problems of the others.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+_YAML_WORDS = "yes, no, on, off, true, false"
+
+
+def _require_string(value: Any) -> Any:
+    """Reject non-strings where a name is expected, with the fix for YAML's booleans."""
+    if isinstance(value, bool):
+        raise ValueError(
+            f"read as the boolean {str(value).lower()}, not a name: YAML reads bare "
+            f"{_YAML_WORDS} as booleans; quote the name (\"{'yes' if value else 'no'}\")"
+        )
+    if isinstance(value, (int, float)) or value is None:
+        raise ValueError(f"{value!r} is not a name: quote it to make it a string (\"{value}\")")
+    return value
+
+
+Name = Annotated[str, BeforeValidator(_require_string)]
+"""A state, variable, fact or outcome name: always a string, never a coerced YAML scalar."""
+
+Number = Annotated[float, Field(strict=True)]
+"""A number as written (an int or a float), never a quoted string or a boolean."""
+
+Probabilities = list[Number]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Variable(_Strict):
+    """One discrete variable of the world: its states and its mechanism."""
+
+    states: list[Name] = Field(
+        min_length=2,
+        description="The variable's states, unique strings, at least two. Quote yes/no/on/off/true/false.",
+    )
+    prior: Probabilities | None = Field(
+        default=None,
+        description="Root variables: P(variable), one probability per state, summing to 1. "
+        "The decision variable has no prior.",
+    )
+    parents: list[Name] = Field(
+        default_factory=list,
+        description="Non-root variables: the variables this one depends on, in the order used by table row keys.",
+    )
+    table: dict[Name, Probabilities] | None = Field(
+        default=None,
+        description='Non-root variables: one row per combination of parent states, keyed "p1, p2" in '
+        "`parents` order; each row gives P(state | parents) and sums to 1.",
+    )
+    strength: Number = Field(
+        default=10.0,
+        gt=0,
+        description="Dirichlet concentration of the prior and of each row: a row p is the mean of "
+        "Dirichlet(strength * p). Higher means more certain.",
+    )
+
+
+class World(_Strict):
+    """The causal model whose structure both parties share."""
+
+    variables: dict[Name, Variable] = Field(
+        min_length=1, description="The variables of the world, by name."
+    )
+    decision: Name = Field(
+        description="The root variable, without a prior, whose states are the actions."
+    )
+    outcomes: list[Name] = Field(
+        min_length=1,
+        description="The variables that values score and that `crux ask` reports by default.",
+    )
+
+
+class CountsData(_Strict):
+    """Data about how the world works: counts added to one row's Dirichlet."""
+
+    variable: Name = Field(description="The variable whose table (or prior) the counts inform.")
+    given: dict[Name, Name] = Field(
+        default_factory=dict,
+        description="Parent states selecting exactly one row: every parent of `variable`, no others. "
+        "Empty for a root variable's prior.",
+    )
+    counts: dict[Name, Number] = Field(
+        min_length=1,
+        description="Observed counts per state of `variable`, non-negative; unlisted states count 0.",
+    )
+
+
+class Fact(_Strict):
+    """A piece of evidence that can be exchanged: an observation or counts."""
+
+    text: str = Field(description="A sentence a person can read.")
+    source: str = Field(description="Who or what reports the fact.")
+    reliability: Number | None = Field(
+        default=None,
+        description="Observe facts: probability that the report is right, in [0, 1]; default 1.0. "
+        "The likelihood is r for the reported state and (1 - r)/(k - 1) for each other state.",
+    )
+    observe: dict[Name, Name] | None = Field(
+        default=None, description="Evidence about the case at hand: {variable: state}."
+    )
+    counts: CountsData | None = Field(
+        default=None, description="Evidence about how the world works: counts for one table row."
+    )
+
+    @property
+    def weight(self) -> float:
+        """The reliability in force (1.0 when the file gives none)."""
+        return 1.0 if self.reliability is None else self.reliability
+
+
+PriorOverride = Probabilities | dict[Name, Probabilities]
+
+
+class Beliefs(_Strict):
+    """What a party believes before any exchange."""
+
+    priors: dict[Name, PriorOverride] = Field(
+        default_factory=dict,
+        description="Overrides of the world's numbers for this party: a list for a root variable's prior, "
+        'or {"row key": [...]} for some rows of a table.',
+    )
+    knows: list[Name] = Field(
+        default_factory=list, description="Ids of the facts this party holds at the start."
+    )
+
+
+Values = dict[Name, dict[Name, Number]]
+
+
+class Responds(_Strict):
+    """How a scripted human answers offered facts (headless sessions and tests)."""
+
+    accept_min_reliability: Number = Field(
+        default=0.0, ge=0.0, le=1.0, description="Reject observe facts whose reliability is below this."
+    )
+    rejects_sources: list[str] = Field(
+        default_factory=list, description="Reject every fact from these sources."
+    )
+    rejects: list[Name] = Field(default_factory=list, description="Reject these fact ids.")
+
+
+class Agent(_Strict):
+    """The AI party."""
+
+    beliefs: Beliefs = Field(default_factory=Beliefs, description="The agent's priors and facts.")
+    values: Values = Field(
+        default_factory=dict,
+        description="Utilities {outcome: {state: utility}}; unlisted states are 0; utilities add up. "
+        "Never read in predict-only mode.",
+    )
+
+
+class Human(Agent):
+    """The person; scripted from the file in headless sessions."""
+
+    responds: Responds = Field(
+        default_factory=Responds, description="How a scripted human answers offered facts."
+    )
+
+
+class Parties(_Strict):
+    """The two parties of a session."""
+
+    agent: Agent = Field(default_factory=Agent, description="The AI party.")
+    human: Human = Field(default_factory=Human, description="The person.")
+
+
+class Scenario(_Strict):
+    """A Crux scenario: a world, the facts that can be exchanged, and two parties."""
+
+    crux: Literal[1] = Field(description="Format version; this is version 1.")
+    name: str = Field(description="A short identifier for the scenario.")
+    description: str = Field(default="", description="What the scenario is about, for people.")
+    world: World = Field(description="The shared causal structure.")
+    facts: dict[Name, Fact] = Field(
+        default_factory=dict, description="The facts that can be exchanged, by id."
+    )
+    parties: Parties = Field(default_factory=Parties, description="The agent and the human.")
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the scenario format (what ``crux schema`` prints)."""
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Crux scenario, format version 1"
+    return schema
