@@ -115,6 +115,8 @@ def _check_variable(view: View, name: str, v: Variable) -> list[Problem]:
             out.append(
                 Problem(at, f"a root variable needs a `prior` (or name it as world.decision if it is the decision)")
             )
+    if out:  # bad states or parents: rows cannot be read against them yet
+        return out
     if v.prior is not None and not v.parents:
         out += [Problem((*at, "prior"), m) for m in row_problems(v.prior, v.states)]
     if v.table is not None and v.parents and known_parents:
