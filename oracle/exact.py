@@ -74,22 +74,25 @@ class ExactEngine:
     ) -> dict[str, torch.Tensor]:
         """``P(target | do, given, soft evidence)`` for every sample and query.
 
-        ``tables[v]``: shape ``(S, *parents, v)`` (S draws of the parameters);
-        ``likelihood[v]``: shape ``(v,)``; ``do_states``/``given_states``: long
-        tensors ``(B, len(do))``/``(B, len(given))`` of state indices.  Returns
+        ``tables[v]``: shape ``(S, *parents, v)`` (S draws of the parameters,
+        shared by the batch) or ``(S, B, *parents, v)`` (one table per query,
+        e.g. the beliefs of different parties); ``likelihood[v]``: shape ``(v,)``
+        or ``(B, v)``; ``do_states``/``given_states``: long tensors
+        ``(B, len(do))``/``(B, len(given))`` of state indices.  Returns
         ``{target: (S, B, card)}`` normalised over the last axis.  Sample 0 is
         taken to be the posterior mean.  Raises :class:`QueryError` if some
-        query's evidence has probability zero under it (:class:`ImpossibleEvidence`), or if
-        an answer depends on an unset decision.
+        query's evidence has probability zero under it (:class:`ImpossibleEvidence`),
+        or if an answer depends on an unset decision.
         """
         net = self.network
         soft = [v for v in likelihood if v not in do]
         any_table = next(iter(tables.values()))
-        batch = do_states.shape[0]
+        like = {"dtype": any_table.dtype, "device": any_table.device}
+        samples, batch = any_table.shape[0], do_states.shape[0]
         hot = {}
         for columns, names in ((do_states, do), (given_states, given)):
             for j, var in enumerate(names):
-                hot[var] = torch.nn.functional.one_hot(columns[:, j], net.card(var)).to(any_table)
+                hot[var] = torch.nn.functional.one_hot(columns[:, j], net.card(var)).to(**like)
         out: dict[str, torch.Tensor] = {}
         for target in targets:
             needed = relevant(net, [target], do, [*given, *soft])
@@ -99,29 +102,28 @@ class ExactEngine:
                     f"the answer about {target} depends on the decision {net.decision}: "
                     f"set it with do {net.decision}=<one of {states}>"
                 )
-            operands, subscripts = [], []
+            operands: list[torch.Tensor] = [torch.ones(samples, batch, **like)]  # fixes the output's axes
+            subscripts = [_SAMPLE + _BATCH]
             for var in net.order:
                 if var not in needed:
                     continue
+                axes = self._symbol[var]
                 if var in do:
                     operands.append(hot[var])
-                    subscripts.append(_BATCH + self._symbol[var])
+                    subscripts.append(_BATCH + axes)
                     continue
-                operands.append(tables[var])
-                subscripts.append(_SAMPLE + "".join(self._symbol[p] for p in (*net.parents[var], var)))
+                table = tables[var]
+                operands.append(table)
+                lead = _SAMPLE + (_BATCH if table.dim() == len(net.shape(var)) + 2 else "")
+                subscripts.append(lead + "".join(self._symbol[p] for p in net.parents[var]) + axes)
                 if var in hot:
                     operands.append(hot[var])
-                    subscripts.append(_BATCH + self._symbol[var])
+                    subscripts.append(_BATCH + axes)
                 if var in likelihood:
-                    operands.append(likelihood[var].to(any_table))
-                    subscripts.append(self._symbol[var])
-            if not any(_BATCH in s for s in subscripts):  # no evidence or intervention touches it
-                operands.append(torch.ones(batch, dtype=any_table.dtype, device=any_table.device))
-                subscripts.append(_BATCH)
+                    vec = likelihood[var].to(**like)
+                    operands.append(vec)
+                    subscripts.append((_BATCH if vec.dim() == 2 else "") + axes)
             equation = ",".join(subscripts) + "->" + _SAMPLE + _BATCH + self._symbol[target]
-            if not any(_SAMPLE in s for s in subscripts):
-                operands.append(torch.ones(any_table.shape[0], dtype=any_table.dtype, device=any_table.device))
-                equation = ",".join([*subscripts, _SAMPLE]) + "->" + _SAMPLE + _BATCH + self._symbol[target]
             expr = _expression(equation, tuple(tuple(op.shape) for op in operands))
             joint = expr(*operands, backend="torch")
             total = joint.sum(-1, keepdim=True)

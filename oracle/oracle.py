@@ -6,7 +6,8 @@ The oracle predicts; it never ranks or recommends actions (deciding lives in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -22,6 +23,10 @@ INTERVAL = (0.05, 0.95)
 
 _CELLS_PER_CALL = 1 << 22
 """Bound on (draws x queries) contracted at once, to keep memory flat on big batches."""
+
+Beliefs = BeliefState | Mapping[str, BeliefState] | None
+"""Whose numbers answer: the model's parties (None), one belief state for every
+query, or a belief state per party name (others fall back to the model's)."""
 
 
 class Oracle:
@@ -48,85 +53,141 @@ class Oracle:
         self.seed = seed
         self.dtype = dtype
         self._engine = ExactEngine(model.network)
-        self._tables: dict[str, dict[str, torch.Tensor]] = {}
+        self._draws: OrderedDict[int, tuple[BeliefState, dict[str, torch.Tensor]]] = OrderedDict()
 
-    def ask(self, query: Query, beliefs: BeliefState | None = None) -> Answer:
+    # -- public ------------------------------------------------------------------------
+
+    def ask(self, query: Query, beliefs: Beliefs = None) -> Answer:
         """One query; see :meth:`ask_many`."""
         return self.ask_many([query], beliefs)[0]
 
-    def ask_many(self, queries: Sequence[Query], beliefs: BeliefState | None = None) -> list[Answer]:
-        """Answer queries in order, running those of equal structure as one batched contraction.
-
-        Each query is answered in the beliefs its ``as`` names, or in ``beliefs``
-        when given (a belief state built by the caller, e.g. after an exchange of facts).
-        """
+    def ask_many(self, queries: Sequence[Query], beliefs: Beliefs = None) -> list[Answer]:
+        """Answer queries in order, with intervals; queries of equal structure run as one contraction."""
+        resolved = self._resolve(queries)
+        states = [self._beliefs_of(r, beliefs) for r in resolved]
+        posts = self._run(resolved, states, draws=True)
         net = self.model.network
-        resolved = [resolve(q, net, self.model.parties, self.model.default_party) for q in queries]
+        answers = []
+        for r, post in zip(resolved, posts):
+            outcomes = {}
+            for t in r.outcomes:
+                bounds = torch.quantile(post[t][1:], torch.tensor(INTERVAL, dtype=post[t].dtype), dim=0)
+                outcomes[t] = Distribution(
+                    states=list(net.states[t]), p=post[t][0].tolist(), interval=bounds.T.tolist()
+                )
+            answers.append(Answer(query=r.query, method="exact", device=self.device.type, outcomes=outcomes))
+        return answers
+
+    def posterior_means(
+        self, queries: Sequence[Query], beliefs: BeliefState | Sequence[BeliefState] | Mapping[str, BeliefState] | None = None
+    ) -> list[dict[str, torch.Tensor]]:
+        """Posterior-mean marginals only (no intervals), as CPU tensors: the fast path for
+        deciding.  ``beliefs`` may also give one belief state per query, so that many
+        hypothetical beliefs (what if a party accepted this fact?) run as one batch."""
+        resolved = self._resolve(queries)
+        if isinstance(beliefs, Sequence):
+            if len(beliefs) != len(queries):
+                raise ValueError("give one belief state per query")
+            states = list(beliefs)
+        else:
+            states = [self._beliefs_of(r, beliefs) for r in resolved]
+        return [{t: p[0] for t, p in post.items()} for post in self._run(resolved, states, draws=False)]
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _resolve(self, queries: Sequence[Query]) -> list[Resolved]:
+        m = self.model
+        return [resolve(q, m.network, m.parties, m.default_party) for q in queries]
+
+    def _beliefs_of(self, r: Resolved, beliefs: Beliefs) -> BeliefState:
+        if isinstance(beliefs, BeliefState):
+            return beliefs
+        if beliefs is not None and r.party in beliefs:
+            return beliefs[r.party]
+        return self.model.beliefs(r.party)
+
+    def _run(
+        self, resolved: list[Resolved], states: list[BeliefState], draws: bool
+    ) -> list[dict[str, torch.Tensor]]:
+        """Posteriors ``{target: (1 + samples or 1, card)}`` per query, in order, on the CPU."""
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(resolved):
-            groups.setdefault(r.structure, []).append(i)
-        answers: list[Answer | None] = [None] * len(queries)
+            groups.setdefault(r.structure[1:], []).append(i)
+        out: list[dict[str, torch.Tensor]] = [{} for _ in resolved]
+        per_query = (self.samples + 1) if draws else 1
+        step = max(1, _CELLS_PER_CALL // per_query)
         for indices in groups.values():
-            members = [resolved[i] for i in indices]
-            state = beliefs if beliefs is not None else self.model.beliefs(members[0].party)
-            tables = self._tables_for(members[0].party if beliefs is None else None, state)
-            step = max(1, _CELLS_PER_CALL // (self.samples + 1))
-            for start in range(0, len(members), step):
-                chunk = members[start : start + step]
+            for start in range(0, len(indices), step):
+                chunk = indices[start : start + step]
                 try:
-                    group_answers = self._answer_group(chunk, tables, state)
+                    posts = self._contract([resolved[i] for i in chunk], [states[i] for i in chunk], draws)
                 except ImpossibleEvidence as err:
-                    if len(queries) == 1:
+                    if len(resolved) == 1:
                         raise
-                    raise QueryError(f"query {indices[start + err.index] + 1}: {err}") from None
-                for i, answer in zip(indices[start:], group_answers):
-                    answers[i] = answer
-        return answers  # type: ignore[return-value]
+                    raise QueryError(f"query {chunk[err.index] + 1}: {err}") from None
+                for b, i in enumerate(chunk):
+                    out[i] = {t: p[:, b].cpu() for t, p in posts.items()}
+        return out
 
-    def _tables_for(self, party: str | None, beliefs: BeliefState) -> dict[str, torch.Tensor]:
-        """Mean and draws of every table, on the device (cached per party)."""
-        if party is not None and party in self._tables:
-            return self._tables[party]
-        tables = {v: t.to(self.device, self.dtype) for v, t in draw_tables(beliefs, self.samples, self.seed).items()}
-        if party is not None:
-            self._tables[party] = tables
-        return tables
-
-    def _answer_group(
-        self, members: list[Resolved], tables: dict[str, torch.Tensor], beliefs: BeliefState
-    ) -> list[Answer]:
+    def _contract(
+        self, members: list[Resolved], states: list[BeliefState], draws: bool
+    ) -> dict[str, torch.Tensor]:
         first = members[0]
-        do_vars = [v for v, _ in first.do]
-        given_vars = [v for v, _ in first.given]
+        tables = self._tables(states, draws)
+        observed = dict.fromkeys(v for s in states for v in s.likelihood)
+        likelihood = _stack_or_share(
+            {v: [s.likelihood.get(v) for s in states] for v in observed},
+            lambda v: torch.ones(self.model.network.card(v), dtype=torch.float64),
+        )
 
-        def states(rows: list[tuple[tuple[str, int], ...]]) -> torch.Tensor:
-            indices = [[i for _, i in row] for row in rows]
-            return torch.tensor(indices, dtype=torch.long, device=self.device).reshape(len(rows), -1)
+        def indices(rows: list[tuple[tuple[str, int], ...]]) -> torch.Tensor:
+            values = [[i for _, i in row] for row in rows]
+            return torch.tensor(values, dtype=torch.long, device=self.device).reshape(len(rows), -1)
 
-        likelihood = {v: t.to(self.device, self.dtype) for v, t in beliefs.likelihood.items()}
-        posts = self._engine.marginals(
+        return self._engine.marginals(
             tables,
-            likelihood,
-            do_vars,
-            states([r.do for r in members]),
-            given_vars,
-            states([r.given for r in members]),
+            {v: t.to(self.device, self.dtype) for v, t in likelihood.items()},
+            [v for v, _ in first.do],
+            indices([r.do for r in members]),
+            [v for v, _ in first.given],
+            indices([r.given for r in members]),
             first.outcomes,
         )
-        summary = {}
-        for target, post in posts.items():
-            bounds = torch.quantile(post[1:], torch.tensor(INTERVAL, dtype=post.dtype, device=post.device), dim=0)
-            summary[target] = (post[0].cpu().tolist(), bounds.permute(1, 2, 0).cpu().tolist())
-        net = self.model.network
-        return [
-            Answer(
-                query=r.query,
-                method="exact",
-                device=self.device.type,
-                outcomes={
-                    t: Distribution(states=list(net.states[t]), p=summary[t][0][b], interval=summary[t][1][b])
-                    for t in r.outcomes
-                },
-            )
-            for b, r in enumerate(members)
-        ]
+
+    def _tables(self, states: list[BeliefState], draws: bool) -> dict[str, torch.Tensor]:
+        """Tables on the device: ``(S, ...)`` when all queries share beliefs, else ``(S, B, ...)``."""
+        unique = {id(s): s for s in states}
+        if draws:
+            per_state = {key: self._draw(s) for key, s in unique.items()}
+        else:
+            per_state = {key: {v: s.mean(v).unsqueeze(0) for v in s.concentration} for key, s in unique.items()}
+        if len(unique) == 1:
+            return {v: t.to(self.device, self.dtype) for v, t in next(iter(per_state.values())).items()}
+        names = next(iter(unique.values())).concentration.keys()
+        stacked = _stack_or_share({v: [per_state[id(s)][v] for s in states] for v in names}, None, dim=1)
+        return {v: t.to(self.device, self.dtype) for v, t in stacked.items()}
+
+    def _draw(self, state: BeliefState) -> dict[str, torch.Tensor]:
+        """Mean and draws of every table of a belief state, on the device (a small cache)."""
+        key = id(state)
+        if key in self._draws and self._draws[key][0] is state:
+            self._draws.move_to_end(key)
+            return self._draws[key][1]
+        tables = {v: t.to(self.device, self.dtype) for v, t in draw_tables(state, self.samples, self.seed).items()}
+        self._draws[key] = (state, tables)
+        if len(self._draws) > 16:
+            self._draws.popitem(last=False)
+        return tables
+
+
+def _stack_or_share(per_query: dict[str, list], fill, dim: int = 0) -> dict[str, torch.Tensor]:
+    """One tensor per name: shared if every query has the same one, else stacked along ``dim``."""
+    out = {}
+    for name, tensors in per_query.items():
+        tensors = [t if t is not None else fill(name) for t in tensors]
+        first = tensors[0]
+        if all(t is first or torch.equal(t, first) for t in tensors[1:]):
+            out[name] = first
+        else:
+            out[name] = torch.stack([t.to(first.device) for t in tensors], dim=dim)
+    return out
