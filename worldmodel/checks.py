@@ -47,7 +47,11 @@ VARS: tuple[PathPart, ...] = ("world", "variables")
 
 
 def check(view: View) -> list[Problem]:
-    """Every cross-field problem of the (partial) scenario."""
+    """Every cross-field problem of the (partial) scenario.
+
+    Without any readable variables (the schema has already said why), names
+    cannot be checked against them, so only the checks that need none run.
+    """
     problems: list[Problem] = []
     for name, variable in view.variables.items():
         if variable is not None:
@@ -185,6 +189,8 @@ def _check_cycles(view: View) -> list[Problem]:
 
 def _check_world(view: View) -> list[Problem]:
     out: list[Problem] = []
+    if not view.variables:
+        return out
     if view.decision is not None and view.decision not in view.variables:
         out.append(Problem(("world", "decision"), unknown("variable", view.decision, view.variables)))
     for i, outcome in enumerate(view.outcomes or []):
@@ -203,6 +209,8 @@ def _check_world(view: View) -> list[Problem]:
 
 def _state_problem(view: View, at: tuple[PathPart, ...], var: str, state: str, *, chosen_ok: bool = False) -> list[Problem]:
     """Problems of naming ``var = state`` (an unknown variable or state)."""
+    if not view.variables:
+        return []
     if var not in view.variables:
         return [Problem(at, unknown("variable", var, view.variables))]
     v = view.var(var)
@@ -236,6 +244,8 @@ def _check_fact(view: View, fact_id: str, fact: Fact) -> list[Problem]:
     counts = fact.counts
     assert counts is not None  # one of the two, checked above
     at = (*at, "counts")
+    if not view.variables:
+        return out
     if counts.variable not in view.variables:
         return out + [Problem((*at, "variable"), unknown("variable", counts.variable, view.variables))]
     v = view.var(counts.variable)
@@ -281,6 +291,8 @@ def _check_party(view: View, party: str, spec: Agent) -> list[Problem]:
     out: list[Problem] = []
     for var, override in spec.beliefs.priors.items():
         where = (*at, "beliefs", "priors", var)
+        if not view.variables:
+            break
         if var not in view.variables:
             out.append(Problem(where, unknown("variable", var, view.variables)))
             continue
@@ -306,7 +318,7 @@ def _check_party(view: View, party: str, spec: Agent) -> list[Problem]:
     for fact_id, n in Counter(spec.beliefs.knows).items():
         if n > 1:
             out.append(Problem((*at, "beliefs", "knows"), f"fact {fact_id!r} is listed {n} times"))
-    for outcome, utilities in spec.values.items():
+    for outcome, utilities in spec.values.items() if view.variables and view.outcomes is not None else ():
         where = (*at, "values", outcome)
         if outcome not in (view.outcomes or []):
             hint = f"; add it to world.outcomes to score it" if outcome in view.variables else ""

@@ -48,7 +48,7 @@ def render_path(path: Iterable[PathPart]) -> str:
     """``("world", "variables", "crash", "table", "wet, swerve")`` -> ``world.variables.crash.table."wet, swerve"``."""
     out = ""
     for part in path:
-        if isinstance(part, int):
+        if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
             continue
         text = part if _PLAIN.match(part) else json.dumps(part)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from worldmodel.checks import View, check
 from worldmodel.errors import CruxError, ModelError, PathPart, Problem, unknown
-from worldmodel.spec import Agent, Fact, Human, Scenario, Variable
+from worldmodel.spec import Agent, Fact, Human, Scenario, Variable, YamlBoolean
 
 SCENARIO_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -43,7 +43,12 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     return mapping
 
 
+def _construct_boolean(loader: _UniqueKeyLoader, node: yaml.ScalarNode) -> YamlBoolean:
+    return YamlBoolean(loader.construct_scalar(node))
+
+
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:bool", _construct_boolean)
 
 
 def _json_pairs(pairs: list[tuple[str, Any]]) -> dict:
@@ -92,23 +97,24 @@ def read_data(path: str | Path) -> Any:
 def load_scenario(path: str | Path) -> Scenario:
     """Read, validate and return a scenario; raise :class:`ModelError` listing every problem."""
     scenario, problems = validate_data(read_data(path))
-    if problems:
+    if scenario is None:
         raise ModelError(str(path), problems)
-    assert scenario is not None  # no problems means a scenario
     return scenario
 
 
 def validate_data(data: Any) -> tuple[Scenario | None, list[Problem]]:
     """The scenario in ``data`` (None if invalid) and every problem found in it."""
     if not isinstance(data, Mapping):
-        kind = "empty" if data is None else f"a {type(data).__name__}"
+        name = {"list": "a list", "int": "an int", "float": "a number", "str": "a string"}
+        kind = "empty" if data is None else name.get(type(data).__name__, f"a {type(data).__name__}")
         return None, [Problem((), f"a scenario file holds a mapping (crux, name, world, ...), not {kind}")]
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as err:
         problems = _schema_problems(err)
         return None, _dedupe(problems + check(_partial_view(data)))
-    return scenario, check(View.of(scenario))
+    problems = check(View.of(scenario))
+    return (None if problems else scenario), problems
 
 
 def _partial_view(data: Mapping) -> View:

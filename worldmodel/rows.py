@@ -37,5 +37,5 @@ def row_problems(row: Sequence[float], states: Sequence[str]) -> list[str]:
         elif p < 0:
             problems.append(f"probability {p} for state {states[i]!r} is negative")
     if not problems and abs(sum(row) - 1.0) > SUM_TOLERANCE:
-        problems.append(f"sums to {sum(row):.6g}, not 1 (tolerance {SUM_TOLERANCE:g})")
+        problems.append(f"sums to {sum(row):.10g}, not 1 (tolerance {SUM_TOLERANCE:g})")
     return problems

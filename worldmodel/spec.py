@@ -9,6 +9,7 @@ hide the problems of the others.
 
 from __future__ import annotations
 
+import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -16,15 +17,39 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 _YAML_WORDS = "yes, no, on, off, true, false"
 
 
+class YamlBoolean(str):
+    """A bare YAML boolean (``yes``, ``off``, ...) kept as the text that was written.
+
+    The loader makes these instead of ``bool`` so that an error can quote what
+    the user wrote; no field of the format takes a boolean, so nothing is lost.
+    """
+
+    @property
+    def truth(self) -> bool:
+        return self.lower() in ("y", "yes", "on", "true")
+
+
 def _require_string(value: Any) -> Any:
-    """Reject non-strings where a name is expected, with the fix for YAML's booleans."""
-    if isinstance(value, bool):
+    """Reject non-strings where a name is expected, with the fix for YAML's implicit types."""
+    if isinstance(value, YamlBoolean) or isinstance(value, bool):
+        written = str(value) if isinstance(value, YamlBoolean) else str(value).lower()
+        truth = value.truth if isinstance(value, YamlBoolean) else value
         raise ValueError(
-            f"read as the boolean {str(value).lower()}, not a name: YAML reads bare "
-            f"{_YAML_WORDS} as booleans; quote the name (\"{'yes' if value else 'no'}\")"
+            f"read as the boolean {str(truth).lower()}, not a name: YAML reads bare "
+            f"{_YAML_WORDS} as booleans; quote the name (\"{written}\")"
         )
-    if isinstance(value, (int, float)) or value is None:
-        raise ValueError(f"{value!r} is not a name: quote it to make it a string (\"{value}\")")
+    if value is None:
+        raise ValueError("is empty (YAML reads ~, null or nothing as null): write a name")
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        raise ValueError(f"read as the date {value.isoformat()}, not a name: quote it (\"{value}\")")
+    if isinstance(value, (int, float)):
+        raise ValueError(f"read as the number {value!r}, not a name: quote it (\"{value}\")")
+    return value
+
+
+def _require_version(value: Any) -> Any:
+    if isinstance(value, (bool, float, str)):
+        raise ValueError(f"unsupported format version {value!r}: this Crux reads version 1 (`crux: 1`)")
     return value
 
 
@@ -183,7 +208,9 @@ class Parties(_Strict):
 class Scenario(_Strict):
     """A Crux scenario: a world, the facts that can be exchanged, and two parties."""
 
-    crux: Literal[1] = Field(description="Format version; this is version 1.")
+    crux: Annotated[Literal[1], BeforeValidator(_require_version)] = Field(
+        description="Format version; this is version 1."
+    )
     name: str = Field(description="A short identifier for the scenario.")
     description: str = Field(default="", description="What the scenario is about, for people.")
     world: World = Field(description="The shared causal structure.")

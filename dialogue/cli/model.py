@@ -7,7 +7,7 @@ import json
 import typer
 
 from dialogue.cli.options import JsonOpt, ModelArg
-from worldmodel.errors import ModelError, render_path
+from worldmodel.errors import CruxError, ModelError, render_path
 from worldmodel.load import load_scenario
 from worldmodel.spec import json_schema
 
@@ -20,6 +20,12 @@ def validate(model: ModelArg, as_json: JsonOpt = False) -> None:
         if as_json:
             problems = [{"file": err.file, "path": render_path(p.path), "message": p.message} for p in err.problems]
             typer.echo(json.dumps({"ok": False, "file": err.file, "problems": problems}))
+            raise typer.Exit(1) from None
+        raise
+    except CruxError as err:
+        if as_json:
+            problem = {"file": str(model), "path": "", "message": str(err)}
+            typer.echo(json.dumps({"ok": False, "file": str(model), "problems": [problem]}))
             raise typer.Exit(1) from None
         raise
     variables, facts = len(scenario.world.variables), len(scenario.facts)
