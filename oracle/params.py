@@ -7,20 +7,26 @@ import torch
 from worldmodel.compile import BeliefState
 
 
+def dirichlet_draws(alpha: torch.Tensor, samples: int, seed: int) -> torch.Tensor:
+    """``(samples, *alpha.shape)`` draws, one Dirichlet per row (last axis) of ``alpha``.
+
+    Zero entries stay zero (a row with a structural zero is a Dirichlet over its
+    other states).  Seeded without touching the global random state.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        positive = alpha > 0
+        gamma = torch.distributions.Gamma(torch.where(positive, alpha, torch.ones_like(alpha)), 1.0)
+        draws = gamma.sample((samples,)) * positive
+    return draws / draws.sum(-1, keepdim=True).clamp_min(torch.finfo(draws.dtype).tiny)
+
+
 def draw_tables(beliefs: BeliefState, samples: int, seed: int) -> dict[str, torch.Tensor]:
     """``{var: (1 + samples, *table shape)}`` on the CPU in float64: index 0 is the
     posterior mean, then ``samples`` independent draws of each row from its
-    Dirichlet.  Zero entries stay zero (a row with a structural zero is a
-    Dirichlet over its other states).  Seeded, so answers are reproducible and do
-    not touch the global random state.
+    Dirichlet.  Seeded, so answers are reproducible.
     """
-    out: dict[str, torch.Tensor] = {}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for var, alpha in beliefs.concentration.items():
-            positive = alpha > 0
-            gamma = torch.distributions.Gamma(torch.where(positive, alpha, torch.ones_like(alpha)), 1.0)
-            draws = gamma.sample((samples,)) * positive
-            draws = draws / draws.sum(-1, keepdim=True).clamp_min(torch.finfo(draws.dtype).tiny)
-            out[var] = torch.cat([beliefs.mean(var).unsqueeze(0), draws], dim=0)
-    return out
+    return {
+        var: torch.cat([beliefs.mean(var).unsqueeze(0), dirichlet_draws(alpha, samples, seed + i)], dim=0)
+        for i, (var, alpha) in enumerate(beliefs.concentration.items())
+    }

@@ -1,0 +1,100 @@
+"""A party's belief graph: the world's structure, its priors, and every fact with its provenance.
+
+A :class:`BeliefGraph` is immutable: accepting or rejecting a fact returns a
+new graph, so hypothetical beliefs ("what if the human accepted radar?") cost
+nothing to make and cannot leak into the real ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import Literal
+
+from beliefs.facts import informs, with_reliability
+from worldmodel.compile import BeliefState, Network, compile_beliefs
+from worldmodel.spec import Fact, Scenario
+
+Status = Literal["held", "accepted", "rejected"]
+
+
+@dataclass(frozen=True)
+class FactRecord:
+    """One fact in a party's graph and where it came from.
+
+    ``origin`` is ``"own"`` for a fact the party held at the start, else the
+    party that offered it; ``turn`` is 0 for own facts, else the turn it was
+    offered in; ``reliability`` is the weight the party gives it (None: the
+    fact's own).
+    """
+
+    fact: str
+    origin: str
+    turn: int
+    status: Status
+    reliability: float | None = None
+
+    @property
+    def in_force(self) -> bool:
+        return self.status != "rejected"
+
+
+@dataclass(frozen=True)
+class BeliefGraph:
+    """What one party believes, and why."""
+
+    party: str
+    scenario: Scenario
+    network: Network
+    records: tuple[FactRecord, ...] = ()
+
+    @classmethod
+    def initial(cls, scenario: Scenario, network: Network, party: str) -> BeliefGraph:
+        """The party's beliefs at the start: its priors and the facts it knows."""
+        spec = getattr(scenario.parties, party)
+        records = tuple(FactRecord(fact=f, origin="own", turn=0, status="held") for f in spec.beliefs.knows)
+        return cls(party=party, scenario=scenario, network=network, records=records)
+
+    @property
+    def priors(self):
+        return getattr(self.scenario.parties, self.party).beliefs.priors
+
+    def record(self, fact_id: str) -> FactRecord | None:
+        return next((r for r in self.records if r.fact == fact_id), None)
+
+    def holds(self, fact_id: str) -> bool:
+        """Whether the fact is in force in these beliefs (held from the start or accepted)."""
+        r = self.record(fact_id)
+        return r is not None and r.in_force
+
+    def seen(self, fact_id: str) -> bool:
+        """Whether the party has the fact at all, in force or rejected."""
+        return self.record(fact_id) is not None
+
+    def with_record(self, record: FactRecord) -> BeliefGraph:
+        kept = tuple(r for r in self.records if r.fact != record.fact)
+        return replace(self, records=(*kept, record))
+
+    def with_facts(self, fact_ids: list[str], origin: str, turn: int) -> BeliefGraph:
+        """Hypothetical beliefs after accepting these facts at their own reliability."""
+        graph = self
+        for f in fact_ids:
+            graph = graph.with_record(FactRecord(fact=f, origin=origin, turn=turn, status="accepted"))
+        return graph
+
+    def facts_in_force(self) -> list[Fact]:
+        return [with_reliability(self.scenario.facts[r.fact], r.reliability) for r in self.records if r.in_force]
+
+    @cached_property
+    def state(self) -> BeliefState:
+        """The numbers these beliefs give the oracle."""
+        return compile_beliefs(self.scenario, self.network, self.priors, self.facts_in_force())
+
+    def informing(self) -> dict[str, list[str]]:
+        """For each variable, the facts in force that bear on it."""
+        out: dict[str, list[str]] = {}
+        for r in self.records:
+            if r.in_force:
+                for var in informs(self.scenario.facts[r.fact]):
+                    out.setdefault(var, []).append(r.fact)
+        return out

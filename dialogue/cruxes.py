@@ -1,0 +1,104 @@
+"""Cruxes: which unshared fact, if shared, would move the diagnosis most.
+
+Facts that alone change any swap-test choice come first (by how far they move
+the belief share); then, when only the pool of all unshared facts changes a
+choice, the facts that pool needs.  A fact that matters neither alone nor
+together with the others is never offered; when no unshared, unrejected fact
+matters either way, the exchange is over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from beliefs.graph import BeliefGraph
+from dialogue.diagnosis import Diagnosis
+from dialogue.evaluate import Evaluator
+
+OTHER = {"agent": "human", "human": "agent"}
+
+
+@dataclass(frozen=True)
+class Crux:
+    fact: str
+    sender: str
+    receiver: str
+    alone: Diagnosis
+    """The diagnosis if the receiver accepts this fact alone."""
+    changes_alone: bool
+    shift: float
+    """How far accepting it alone moves the belief share."""
+
+    def why(self, current: Diagnosis, mode: str) -> str:
+        """Why it matters, in words, to the receiver."""
+        own = ("h", "h") if self.receiver == "human" else (("a", "h") if mode == "predict-only" else ("a", "a"))
+        before, after = current.cells[own], self.alone.cells[own]
+        if before != after:
+            who = "your" if self.receiver == "human" else "the agent's"
+            return f"if {'you accept' if self.receiver == 'human' else 'the agent accepts'} this, {who} best action changes from {before} to {after}"
+        changed = [c for c in current.cells if current.cells[c] != self.alone.cells[c]]
+        if changed:
+            b, v = changed[0]
+            whose = {"a": "the agent's", "h": "the human's"}
+            return (
+                f"it changes what {whose[b]} beliefs with {whose[v]} values choose, "
+                f"from {current.cells[changed[0]]} to {self.alone.cells[changed[0]]}"
+            )
+        return "alone it changes no choice, but together with the other unshared facts it does"
+
+
+def unshared(graphs: Mapping[str, BeliefGraph]) -> list[tuple[str, str, str]]:
+    """(fact, sender, receiver) for every fact one party holds and the other has not seen."""
+    scenario = graphs["agent"].scenario
+    out = []
+    for fact in scenario.facts:
+        for sender, receiver in (("agent", "human"), ("human", "agent")):
+            if graphs[sender].holds(fact) and not graphs[receiver].seen(fact):
+                out.append((fact, sender, receiver))
+    return out
+
+
+def _with(graphs: Mapping[str, BeliefGraph], moves: list[tuple[str, str, str]]) -> tuple[BeliefGraph, BeliefGraph]:
+    """The (agent, human) beliefs if every move were accepted."""
+    new = dict(graphs)
+    for party in ("agent", "human"):
+        facts = [f for f, _, receiver in moves if receiver == party]
+        if facts:
+            new[party] = new[party].with_facts(facts, origin=OTHER[party], turn=0)
+    return new["agent"], new["human"]
+
+
+def rank_cruxes(evaluator: Evaluator, graphs: Mapping[str, BeliefGraph], current: Diagnosis) -> list[Crux]:
+    """The facts worth offering now, best first; empty when the exchange is over."""
+    moves = unshared(graphs)
+    if not moves:
+        return []
+    base = (graphs["agent"], graphs["human"])
+    pairs = [base] + [_with(graphs, [m]) for m in moves] + [_with(graphs, moves)]
+    diagnoses = evaluator.diagnose(pairs)
+    singles, pooled = diagnoses[1:-1], diagnoses[-1]
+    key = current.key()
+
+    def shift(d: Diagnosis) -> float:
+        return abs((d.belief_share or 0.0) - (current.belief_share or 0.0))
+
+    cruxes = [
+        Crux(fact, sender, receiver, d, d.key() != key, shift(d))
+        for (fact, sender, receiver), d in zip(moves, singles)
+    ]
+    changers = [c for c in cruxes if c.changes_alone]
+    if changers:
+        return sorted(changers, key=lambda c: -c.shift)
+    if pooled.key() == key:
+        return []
+    # Only together do they change a choice: offer the facts without which the pool changes nothing.
+    without = evaluator.diagnose([_with(graphs, [m for m in moves if m is not left]) for left in moves])
+    needed = {m for m, d in zip(moves, without) if d.key() == key}
+    if not needed:  # redundant facts (any few suffice): shrink the pool to a minimal set that still matters
+        needed = set(moves)
+        for m in sorted(moves, key=lambda m: shift(singles[moves.index(m)])):
+            trial = [x for x in moves if x in needed and x != m]
+            if evaluator.diagnose([_with(graphs, trial)])[0].key() != key:
+                needed.discard(m)
+    return sorted((c for c, m in zip(cruxes, moves) if m in needed), key=lambda c: -c.shift)

@@ -1,0 +1,109 @@
+"""Messages of a session: what parties send the engine, and the events it records.
+
+Events are the transcript: one JSON line each, in order.  A report is a
+function of the events alone (``dialogue.report``), so replaying a transcript
+gives exactly the report the session printed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+PartyName = Literal["agent", "human"]
+Mode = Literal["full", "predict-only"]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# -- what parties send ------------------------------------------------------------------
+
+
+class Respond(_Message):
+    """The receiver's answer to the offered fact."""
+
+    fact: str
+    accepted: bool
+    reliability: float | None = Field(
+        default=None, description="The reliability the receiver trusts (a discount); None: the fact's own."
+    )
+
+
+class Decide(_Message):
+    """The human's decision, after the final diagnosis."""
+
+    action: str
+    reasons: str = ""
+
+
+# -- what the engine records -------------------------------------------------------------
+
+
+class Started(_Message):
+    type: Literal["start"] = "start"
+    scenario: str
+    mode: Mode
+    model: str = Field(description="The model file the session ran on.")
+    sha256: str = Field(description="Hash of that file's bytes: a transcript resumes only on the same model.")
+
+
+class Diagnosed(_Message):
+    type: Literal["diagnosis"] = "diagnosis"
+    stage: Literal["initial", "turn", "final"]
+    turn: int
+    choices: dict[str, str]
+    cells: dict[str, str] = Field(description='Swap-test choices, keyed "agent beliefs, human values" etc.')
+    kind: Literal["agree", "belief", "value", "both"]
+    belief_share: float | None
+    value_share: float | None
+    expected_utility: dict[str, dict[str, float]] = Field(description="Per cell, each action's expected utility.")
+
+
+class Offered(_Message):
+    type: Literal["offer"] = "offer"
+    turn: int
+    fact: str
+    sender: PartyName = Field(alias="from")
+    receiver: PartyName = Field(alias="to")
+    text: str
+    source: str
+    reliability: float | None
+    why: str = Field(description="What accepting it would change, in words.")
+    if_accepted: dict[str, str] = Field(description="The swap-test choices if the receiver accepts it.")
+
+
+class Responded(_Message):
+    type: Literal["response"] = "response"
+    turn: int
+    fact: str
+    by: PartyName
+    response: Literal["accepted", "rejected"]
+    reliability: float | None = None
+
+
+class Concluded(_Message):
+    type: Literal["final"] = "final"
+    unresolved_beliefs: list[dict]
+    value_conflicts: list[dict]
+    tradeoff: str | None = None
+
+
+class Decided(_Message):
+    type: Literal["decision"] = "decision"
+    action: str
+    by: PartyName
+    reasons: str = ""
+    follows: dict[str, bool] = Field(
+        default_factory=dict, description="Whether the action is each party's final choice."
+    )
+
+
+Event = Annotated[Started | Diagnosed | Offered | Responded | Concluded | Decided, Field(discriminator="type")]
+EVENT = TypeAdapter(Event)
+
+
+def dump(event: BaseModel) -> dict:
+    return event.model_dump(by_alias=True, mode="json")

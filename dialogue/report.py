@@ -1,0 +1,103 @@
+"""The session report of SCENARIO.md, rebuilt from events alone (so replay equals the session)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dialogue.protocol import Concluded, Decided, Diagnosed, Offered, Responded, Started
+
+
+def _diagnosis(d: Diagnosed) -> dict:
+    return {"kind": d.kind, "belief_share": d.belief_share, "value_share": d.value_share, "cells": d.cells}
+
+
+def build_report(events: Sequence) -> dict:
+    """The report: scenario, mode, initial, turns, final, decision (None where not reached yet)."""
+    start = next((e for e in events if isinstance(e, Started)), None)
+    report: dict = {
+        "scenario": start.scenario if start else None,
+        "mode": start.mode if start else None,
+        "initial": None,
+        "turns": [],
+        "final": None,
+        "decision": None,
+        "complete": False,
+    }
+    offers: dict[str, Offered] = {}
+    last_turn: dict | None = None
+    for e in events:
+        if isinstance(e, Diagnosed):
+            if e.stage == "initial":
+                report["initial"] = {"choices": e.choices, "diagnosis": _diagnosis(e)}
+            elif e.stage == "turn" and last_turn is not None:
+                last_turn["choices"] = e.choices
+                last_turn["diagnosis"] = _diagnosis(e)
+            elif e.stage == "final":
+                report["final"] = {"choices": e.choices, "diagnosis": _diagnosis(e)}
+        elif isinstance(e, Offered):
+            offers[e.fact] = e
+        elif isinstance(e, Responded):
+            offer = offers[e.fact]
+            last_turn = {
+                "turn": e.turn,
+                "from": offer.sender,
+                "to": offer.receiver,
+                "fact": e.fact,
+                "why": offer.why,
+                "response": e.response,
+            }
+            if e.reliability is not None:
+                last_turn["reliability"] = e.reliability
+            report["turns"].append(last_turn)
+        elif isinstance(e, Concluded) and report["final"] is not None:
+            report["final"]["unresolved_beliefs"] = e.unresolved_beliefs
+            report["final"]["value_conflicts"] = e.value_conflicts
+            report["final"]["tradeoff"] = e.tradeoff
+        elif isinstance(e, Decided):
+            report["decision"] = {"action": e.action, "by": e.by, "reasons": e.reasons, "follows": e.follows}
+            report["complete"] = True
+    return report
+
+
+def render(report: dict) -> str:
+    """A readable account of the session."""
+    lines = [f"Scenario {report['scenario']} ({report['mode']})", ""]
+
+    def choices(c: dict) -> str:
+        return ", ".join(f"the {p} would {a}" for p, a in c.items())
+
+    def diagnosis(d: dict) -> str:
+        if d["belief_share"] is None:
+            return d["kind"]
+        return f"{d['kind']} (belief share {d['belief_share']:.2f}, value share {d['value_share']:.2f})"
+
+    if report["initial"]:
+        lines.append(f"At the start {choices(report['initial']['choices'])}: {diagnosis(report['initial']['diagnosis'])}.")
+    for t in report["turns"]:
+        lines.append(
+            f"  turn {t['turn']}: the {t['from']} offers {t['fact']} to the {t['to']} ({t['why']}): {t['response']}"
+            + (f"; now {choices(t['choices'])}" if "choices" in t else "")
+        )
+    final = report["final"]
+    if final:
+        lines.append(f"In the end {choices(final['choices'])}: {diagnosis(final['diagnosis'])}.")
+        explain = {
+            "agree": "They agree.",
+            "belief": "The disagreement is about facts: with the same beliefs they would choose alike.",
+            "value": "The disagreement is about values: with the same beliefs they would still choose differently.",
+            "both": "The disagreement is partly about facts and partly about values.",
+        }
+        lines.append(explain[final["diagnosis"]["kind"]])
+        for u in final.get("unresolved_beliefs", []):
+            where = f" given {u['given']}" if "given" in u else ""
+            lines.append(
+                f"  unresolved belief about {u['variable']}{where}: agent {u['agent']}, human {u['human']} "
+                f"({'; '.join(u['causes'])}); settle it: {u['settle']} (value of information {u['value_of_information']:.4f})"
+            )
+        for c in final.get("value_conflicts", []):
+            lines.append(f"  value conflict on {c['outcome']}={c['state']}: agent {c['agent']:.3f}, human {c['human']:.3f}")
+        if final.get("tradeoff"):
+            lines.append(f"  In words: {final['tradeoff']}.")
+    if report["decision"]:
+        lines.append(f"Decision (by the {report['decision']['by']}): {report['decision']['action']}.")
+    return "\n".join(lines)

@@ -1,0 +1,66 @@
+"""Append-only transcripts: one JSON line per event, flushed as it happens.
+
+A session killed at any moment leaves every event it had written; a torn last
+line (killed mid-write) is dropped when the transcript is read back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from dialogue.protocol import EVENT, dump
+from worldmodel.errors import CruxError
+
+
+class Transcript:
+    """Writes events to a file as they happen."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self._file = self.path.open("a", encoding="utf-8")
+        except OSError as err:
+            raise CruxError(f"{path}: cannot write the transcript: {err}") from None
+
+    def write(self, events) -> None:
+        for event in events:
+            self._file.write(json.dumps(dump(event)) + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_events(path: str | Path, *, repair: bool = False) -> list:
+    """The events of a transcript.  A torn last line is dropped (and cut from the file when
+    ``repair``, so that appending continues cleanly); a bad line elsewhere is an error."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise CruxError(f"{path}: no such transcript") from None
+    except OSError as err:
+        raise CruxError(f"{path}: cannot read: {err}") from None
+    lines = raw.split(b"\n")
+    events, good_bytes = [], 0
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            good_bytes += len(line) + 1
+            continue
+        last = n == len(lines) or all(not rest.strip() for rest in lines[n:])
+        try:
+            events.append(EVENT.validate_python(json.loads(line)))
+        except (ValueError, ValidationError) as err:
+            if last:
+                break  # the session was killed while writing this line
+            raise CruxError(f"{path}: line {n}: not a Crux event ({str(err).splitlines()[0]})") from None
+        good_bytes += len(line) + 1
+    if repair and good_bytes < len(raw):
+        with path.open("r+b") as f:
+            f.truncate(min(good_bytes, len(raw)))
+    return events

@@ -1,0 +1,78 @@
+"""Expected value of information: how much observing a variable, or learning a table row,
+is worth to a decision maker with given beliefs and values.
+
+Both are in units of normalised utility and never negative; zero means no
+answer could change the choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from oracle.oracle import Oracle
+from oracle.params import dirichlet_draws
+from oracle.query import Query
+from values.expected import action_marginals
+from values.utility import Utility
+from worldmodel.compile import BeliefState
+
+Cell = tuple[BeliefState, Utility]
+_ZERO = 1e-12
+
+
+def observation_value(oracle: Oracle, cells: Sequence[Cell], variables: Sequence[str]) -> dict[str, float]:
+    """For each variable (not downstream of the decision), the largest over ``cells`` of
+    E_v[max_a EU(a | V=v)] - max_a EU(a): the value of seeing it before deciding."""
+    net = oracle.model.network
+    dec = net.decision
+    actions = net.states[dec]
+    if not variables or not cells:
+        return {}
+    priors = oracle.posterior_means([Query(do={dec: actions[0]}, outcomes=list(variables))] * len(cells), [s for s, _ in cells])
+    queries, states, index = [], [], []
+    for k, (state, _) in enumerate(cells):
+        queries += [Query(do={dec: a}) for a in actions]
+        states += [state] * len(actions)
+        index.append((k, None, None))
+        for var in variables:
+            for v, p in enumerate(priors[k][var].tolist()):
+                if p > _ZERO:
+                    queries += [Query(do={dec: a}, given={var: net.states[var][v]}) for a in actions]
+                    states += [state] * len(actions)
+                    index.append((k, var, p))
+    means = oracle.posterior_means(queries, states)
+    best_now: dict[int, float] = {}
+    informed: dict[tuple[int, str], float] = {}
+    for n, (k, var, p) in enumerate(index):
+        rows = means[n * len(actions) : (n + 1) * len(actions)]
+        marginals = {o: torch.stack([r[o] for r in rows]) for o in net.outcomes}
+        best = float(cells[k][1].expected(marginals).max())
+        if var is None:
+            best_now[k] = best
+        else:
+            informed[(k, var)] = informed.get((k, var), 0.0) + p * best
+    return {
+        var: max(max(0.0, informed[(k, var)] - best_now[k]) for k in range(len(cells)))
+        for var in variables
+    }
+
+
+def row_value(
+    oracle: Oracle, cells: Sequence[Cell], var: str, row: tuple[int, ...], samples: int = 64, seed: int = 0
+) -> float:
+    """Value of learning one row of ``var``'s table exactly: over ``cells``, the largest
+    E_theta[max_a EU(a; theta)] - max_a E_theta[EU(a; theta)], theta drawn from that
+    party's Dirichlet for the row."""
+    best = 0.0
+    for k, (state, utility) in enumerate(cells):
+        draws = dirichlet_draws(state.concentration[var][row], samples, seed + k)
+        hypothetical = []
+        for draw in draws:
+            table = state.concentration[var].clone()
+            table[row] = draw  # the mean of a row is its normalised concentration: this row is now ``draw``
+            hypothetical.append(BeliefState({**state.concentration, var: table}, state.likelihood))
+        eu = torch.stack([utility.expected(m) for m in action_marginals(oracle, hypothetical)])
+        best = max(best, float(eu.max(dim=1).values.mean() - eu.mean(dim=0).max()))
+    return max(0.0, best)
