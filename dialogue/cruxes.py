@@ -31,12 +31,22 @@ class Crux:
     """How far accepting it alone moves the belief share."""
 
     def why(self, current: Diagnosis, mode: str) -> str:
-        """Why it matters, in words, to the receiver."""
-        own = ("h", "h") if self.receiver == "human" else (("a", "h") if mode == "predict-only" else ("a", "a"))
-        before, after = current.cells[own], self.alone.cells[own]
-        if before != after:
-            who = "your" if self.receiver == "human" else "the agent's"
-            return f"if {'you accept' if self.receiver == 'human' else 'the agent accepts'} this, {who} best action changes from {before} to {after}"
+        """Why it matters, in words, to the receiver (no agent choice in predict-only mode)."""
+        if self.receiver == "human":
+            before, after = current.cells[("h", "h")], self.alone.cells[("h", "h")]
+            if before != after:
+                return f"if you accept this, your best action changes from {before} to {after}"
+        elif mode == "predict-only":
+            before, after = current.cells[("a", "h")], self.alone.cells[("a", "h")]
+            if before != after:
+                return (
+                    "it changes the agent's predictions: with them, your values would choose "
+                    f"{after} instead of {before}"
+                )
+        else:
+            before, after = current.cells[("a", "a")], self.alone.cells[("a", "a")]
+            if before != after:
+                return f"if the agent accepts this, its best action changes from {before} to {after}"
         changed = [c for c in current.cells if current.cells[c] != self.alone.cells[c]]
         if changed:
             b, v = changed[0]

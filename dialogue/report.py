@@ -64,7 +64,7 @@ def render(report: dict) -> str:
     lines = [f"Scenario {report['scenario']} ({report['mode']})", ""]
 
     def choices(c: dict) -> str:
-        return ", ".join(f"the {p} would {a}" for p, a in c.items())
+        return ", ".join(f"the {p} would choose {a}" for p, a in c.items())
 
     def diagnosis(d: dict) -> str:
         if d["belief_share"] is None:

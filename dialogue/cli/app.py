@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dialogue.cli import ask, demo, model
+from dialogue.cli import ask, demo, model, session
 from dialogue.cli.errors import CruxGroup
 
 app = typer.Typer(
@@ -19,6 +19,9 @@ app = typer.Typer(
 app.command("ask")(ask.ask)
 app.command("validate")(model.validate)
 app.command("schema")(model.schema)
+app.command("session")(session.session)
+app.command("replay")(session.replay)
+app.command("beliefs")(session.beliefs)
 app.command("demo")(demo.demo)
 
 

@@ -151,23 +151,25 @@ def test_schema_is_json_schema_with_descriptions():
     assert all("description" in prop for prop in variable["properties"].values())
 
 
-def test_demo_prints_predictions_and_choices():
+def test_demo_prints_the_session():
     result = crux("demo")
     assert result.exit_code == 0, result.stderr
-    assert "The agent would continue; the human would swerve" in result.stdout
+    assert "At the start the agent would choose continue, the human would choose swerve: both" in result.stdout
+    assert "Decision (by the human): swerve." in result.stdout
 
 
-def test_demo_json():
+def test_demo_json_is_the_session_report():
     report = json.loads(crux("demo", "--json").stdout)
-    assert report["scenario"] == "squirrel-or-cat"
+    assert report["scenario"] == "squirrel-or-cat" and report["mode"] == "full"
     assert report["initial"]["choices"] == {"agent": "continue", "human": "swerve"}
-    eu = report["initial"]["expected_utility"]
-    assert eu["agent"]["brake"] == pytest.approx(0.942063, abs=1e-6)
-    assert eu["human"]["swerve"] == pytest.approx(0.933640, abs=1e-6)
+    assert report["initial"]["diagnosis"]["belief_share"] == pytest.approx(0.479850, abs=1e-6)
+    assert report["final"]["diagnosis"]["kind"] == "value"
+    assert report["decision"] == {"action": "swerve", "by": "human", "reasons": report["decision"]["reasons"],
+                                  "follows": {"agent": False, "human": True}}
 
 
 def test_help_for_every_command():
-    for command in ("ask", "validate", "schema", "demo"):
+    for command in ("ask", "validate", "schema", "demo", "session", "replay", "beliefs"):
         result = crux(command, "--help")
         assert result.exit_code == 0 and "--help" in result.stdout
 

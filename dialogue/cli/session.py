@@ -1,0 +1,83 @@
+"""``crux session``, ``crux replay`` and ``crux beliefs``: sessions and belief graphs."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from beliefs.export import belief_graph, to_dot, to_graphml, to_json
+from beliefs.graph import BeliefGraph
+from dialogue.cli.options import DeviceOpt, JsonOpt, ModelArg
+from dialogue.report import build_report, render
+from dialogue.session import run_session
+from dialogue.transcript import read_events
+from oracle.oracle import Oracle
+from worldmodel.errors import CruxError
+from worldmodel.model import load_model
+
+
+def session(
+    model: ModelArg,
+    headless: Annotated[bool, typer.Option("--headless", help="No UI: the human is scripted from the scenario.")] = False,
+    predict_only: Annotated[
+        bool, typer.Option("--predict-only", help="The agent holds no values: it only predicts; the human decides.")
+    ] = False,
+    transcript: Annotated[
+        Optional[Path], typer.Option("--transcript", help="Append every event to this file (JSON lines) as it happens.")
+    ] = None,
+    resume: Annotated[
+        Optional[Path], typer.Option("--resume", help="Continue an interrupted session from its transcript.")
+    ] = None,
+    device: DeviceOpt = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a belief-reconciliation session between the agent and the human."""
+    if not headless:
+        raise CruxError("the interactive terminal UI is not built yet: run with --headless for a scripted session")
+    if transcript is not None and resume is not None:
+        raise typer.BadParameter("--resume appends to the transcript it reads: drop --transcript")
+    loaded = load_model(model)
+    oracle = Oracle(loaded, device=device)
+    report, _ = run_session(
+        model, loaded, oracle, mode="predict-only" if predict_only else "full", transcript=transcript, resume=resume
+    )
+    typer.echo(json.dumps(report) if as_json else render(report))
+
+
+def replay(
+    transcript: Annotated[Path, typer.Argument(help="A transcript written by crux session --transcript.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Rebuild a session's report from its transcript alone."""
+    report = build_report(read_events(transcript))
+    typer.echo(json.dumps(report) if as_json else render(report))
+
+
+class Format(str, Enum):
+    json = "json"
+    dot = "dot"
+    graphml = "graphml"
+
+
+def beliefs(
+    model: ModelArg,
+    as_: Annotated[str, typer.Option("--as", help="Whose beliefs: agent or human.")] = "agent",
+    fmt: Annotated[Format, typer.Option("--format", help="json, dot (Graphviz) or graphml.")] = Format.json,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Export a party's belief graph: variables with marginals, facts with source and reliability."""
+    if as_ not in ("agent", "human"):
+        raise CruxError(f"--as {as_!r}: a belief graph belongs to a party, agent or human")
+    loaded = load_model(model)
+    assert loaded.scenario is not None
+    graph = belief_graph(BeliefGraph.initial(loaded.scenario, loaded.network, as_), Oracle(loaded, device=device))
+    if fmt is Format.json:
+        typer.echo(json.dumps(to_json(graph), indent=2))
+    elif fmt is Format.dot:
+        typer.echo(to_dot(graph), nl=False)
+    else:
+        typer.echo(to_graphml(graph), nl=False)
