@@ -1,0 +1,95 @@
+"""`crux session --headless`, `crux replay` and `crux beliefs` (CLI.md)."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+from typer.testing import CliRunner
+
+from dialogue.cli.app import app
+from tests.conftest import CANONICAL, EXAMPLES
+
+runner = CliRunner()
+
+
+def crux(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output + result.stderr
+    return result
+
+
+def test_session_json_report_has_the_normative_keys(tmp_path):
+    t = tmp_path / "t.jsonl"
+    result = crux("session", CANONICAL, "--headless", "--json", "--transcript", t)
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {"scenario", "mode", "initial", "turns", "final", "decision"} <= set(report)
+    assert {"from", "to", "fact", "response", "choices"} <= set(report["turns"][0])
+    assert {"choices", "diagnosis", "unresolved_beliefs", "value_conflicts"} <= set(report["final"])
+    replayed = crux("replay", t, "--json")
+    assert replayed.exit_code == 0 and json.loads(replayed.stdout) == report
+
+
+def test_resume_a_finished_session_prints_the_same_report(tmp_path):
+    t = tmp_path / "t.jsonl"
+    first = crux("session", CANONICAL, "--headless", "--json", "--transcript", t).stdout
+    lines = t.read_text().splitlines(keepends=True)
+    t.write_text("".join(lines[:4]))
+    again = crux("session", CANONICAL, "--headless", "--json", "--resume", t)
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout) == json.loads(first)
+    assert len(t.read_text().splitlines()) == len(lines)
+
+
+def test_readable_session_and_every_example():
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        for extra in ([], ["--predict-only"]):
+            result = crux("session", path, "--headless", *extra)
+            assert result.exit_code == 0, result.stderr
+            assert "Decision (by the human)" in result.stdout
+
+
+def test_session_without_headless_says_what_to_do():
+    result = crux("session", CANONICAL)
+    assert result.exit_code == 1 and "--headless" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["replay", "nowhere.jsonl"], "no such transcript"),
+        (["beliefs", CANONICAL, "--as", "world"], "agent or human"),
+        (["beliefs", CANONICAL, "--format", "png"], "png"),
+    ],
+)
+def test_bad_arguments(args, needle):
+    result = crux(*args)
+    assert result.exit_code in (1, 2)
+    assert needle in result.stderr
+
+
+def test_replay_rejects_a_corrupt_line(tmp_path):
+    t = tmp_path / "t.jsonl"
+    crux("session", CANONICAL, "--headless", "--transcript", t)
+    lines = t.read_text().splitlines()
+    lines[2] = '{"type": "nonsense"}'
+    t.write_text("\n".join(lines) + "\n")
+    result = crux("replay", t)
+    assert result.exit_code == 1 and "line 3: not a Crux event" in result.stderr
+
+
+def test_beliefs_json_dot_graphml():
+    data = json.loads(crux("beliefs", CANONICAL, "--as", "human").stdout)
+    assert data["party"] == "human"
+    assert data["variables"]["road"]["marginal"] == pytest.approx([0.9, 0.1])
+    assert data["variables"]["animal"]["marginal"][1] == pytest.approx(0.3 * 0.85 / (0.3 * 0.85 + 0.7 * 0.15))
+    assert set(data["variables"]["crash"]["marginal_by_action"]) == {"brake", "swerve", "continue"}
+    assert data["facts"]["camera"]["source"] == "dash camera" and data["facts"]["camera"]["status"] == "held"
+    assert {"from": "fact:camera", "to": "animal", "kind": "informs"} in data["edges"]
+    dot = crux("beliefs", CANONICAL, "--format", "dot").stdout
+    assert dot.startswith('digraph "agent beliefs"') and '"fact:radar" -> "oncoming" [style=dashed];' in dot
+    graphml = crux("beliefs", CANONICAL, "--format", "graphml").stdout
+    ET.fromstring(graphml)  # well-formed
+    assert "fleet logs" in graphml
