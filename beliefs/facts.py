@@ -15,7 +15,11 @@ def informs(fact: Fact) -> list[str]:
 
 
 def with_reliability(fact: Fact, reliability: float | None) -> Fact:
-    """The fact as a receiver weighs it (a discount changes an observe fact's likelihood)."""
-    if reliability is None or fact.observe is None:
+    """The fact as a receiver weighs it: a discount changes an observe fact's likelihood,
+    and scales a counts fact's counts (data trusted at r counts as r times as much)."""
+    if reliability is None:
         return fact
+    if fact.counts is not None:
+        scaled = {state: n * reliability for state, n in fact.counts.counts.items()}
+        return fact.model_copy(update={"counts": fact.counts.model_copy(update={"counts": scaled})})
     return fact.model_copy(update={"reliability": reliability})

@@ -56,3 +56,10 @@ def test_diff_finds_state_and_mechanism_differences(model):
     assert set(diffs) == {("road", None), ("animal", None), ("oncoming", None), ("crash", ("wet", "swerve", "car"))}
     assert "human's priors" in diffs[("road", None)].causes
     assert diffs[("crash", ("wet", "swerve", "car"))].a[1] == pytest.approx(73 / 220)
+
+
+def test_a_discounted_counts_fact_counts_less(model):
+    g = BeliefGraph.initial(model.scenario, model.network, "human")
+    half = g.with_record(FactRecord("fleet_logs", "agent", 1, "accepted", reliability=0.5))
+    row = half.state.concentration["crash"][1, 1, 1]  # wet, swerve, car
+    assert row.tolist() == pytest.approx([20 * 0.45 + 69, 20 * 0.55 + 31])
