@@ -3,24 +3,44 @@
 It knows nothing of terminals, files or HTTP.  A session is: ``start()``, then
 for each offered fact the receiver's :class:`Respond`, until the engine
 concludes (final diagnosis, unresolved beliefs, value conflicts); then the
-human's :class:`Decide`.  Parties (agent, scripted human, person at the
-terminal) are interchangeable behind :mod:`dialogue.parties`.
+human's :class:`Decide`.  Along the way the human may state a position, share
+a fact they hold, state a new observation, or restate their values.  Parties
+(agent, scripted human, person at the terminal) are interchangeable behind
+:mod:`dialogue.parties`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from beliefs.graph import BeliefGraph, FactRecord
 from dialogue.cruxes import Crux, rank_cruxes
 from dialogue.diagnosis import Diagnosis
 from dialogue.evaluate import Evaluator
 from dialogue.final import conclude
-from dialogue.protocol import Concluded, Decide, Decided, Diagnosed, Mode, Offered, Respond, Responded
+from dialogue.protocol import (
+    OBSERVATION_PREFIX,
+    Decide,
+    Decided,
+    Diagnosed,
+    Message,
+    Mode,
+    Observe,
+    Observed,
+    Offered,
+    Respond,
+    Responded,
+    SetValues,
+    Share,
+    State,
+    Stated,
+    ValuesChanged,
+)
 from oracle.oracle import Oracle
 from values.utility import Utility
-from worldmodel.errors import CruxError
+from worldmodel.errors import CruxError, unknown
 from worldmodel.model import Model
+from worldmodel.spec import Fact
 
 CELL_NAMES = {
     ("a", "a"): "agent beliefs, agent values",
@@ -28,7 +48,6 @@ CELL_NAMES = {
     ("h", "a"): "human beliefs, agent values",
     ("h", "h"): "human beliefs, human values",
 }
-OTHER = {"agent": "human", "human": "agent"}
 
 
 class EngineError(CruxError):
@@ -48,17 +67,23 @@ class Engine:
         if scenario is None or self.model.network.decision is None:
             raise EngineError("a session needs a scenario with a decision (a BIF network has none)")
         net = self.model.network
+        self.scenario = scenario
         self.actions = net.states[net.decision]
         self.graphs = {p: BeliefGraph.initial(scenario, net, p) for p in ("agent", "human")}
         self.utilities: dict[str, Utility | None] = {
             "agent": None if self.mode == "predict-only" else Utility.from_values(scenario.parties.agent.values, net),
             "human": Utility.from_values(scenario.parties.human.values, net),
         }
+        self.values = {
+            "agent": None if self.mode == "predict-only" else dict(scenario.parties.agent.values),
+            "human": dict(scenario.parties.human.values),
+        }
         self.evaluator = Evaluator(self.oracle, self.utilities, self.actions)
         self.turn = 0
         self.pending: Offered | None = None
         self.pending_crux: Crux | None = None
         self.diagnosis: Diagnosis | None = None
+        self.final = None
         self.concluded = False
         self.decided = False
         self.started = False
@@ -69,27 +94,31 @@ class Engine:
         if self.started:
             raise EngineError("the session has already started")
         self.started = True
-        self.diagnosis = self.evaluator.diagnose([(self.graphs["agent"], self.graphs["human"])])[0]
+        self._rediagnose()
         return [self._diagnosed("initial"), *self._advance()]
 
-    def handle(self, message: Respond | Decide) -> list:
+    def handle(self, message: Message) -> list:
+        """Take one message; return the events it causes, in order."""
         if not self.started:
             raise EngineError("start the session first")
-        if isinstance(message, Respond):
-            return self._respond(message)
-        return self._decide(message)
+        handlers = {
+            Respond: self._respond,
+            Decide: self._decide,
+            State: self._state,
+            Share: self._share,
+            Observe: self._observe,
+            SetValues: self._set_values,
+        }
+        return handlers[type(message)](message)  # type: ignore[operator]
 
-    def set_values(self, party: str, utility: Utility) -> list:
-        """A party restates its values (the TUI's value editor); the diagnosis and the offer follow."""
-        if self.concluded:
-            raise EngineError("the session has concluded; values can no longer change")
-        if party == "agent" and self.mode == "predict-only":
-            raise EngineError("in predict-only mode the agent holds no values")
-        self.utilities[party] = utility
-        self.evaluator = Evaluator(self.oracle, self.utilities, self.actions)
-        self.diagnosis = self.evaluator.diagnose([(self.graphs["agent"], self.graphs["human"])])[0]
-        self.pending = self.pending_crux = None
-        return [self._diagnosed("turn"), *self._advance(new_turn=False)]
+    def implied_choice(self, party: str = "human") -> str:
+        """What a party's own beliefs and values choose now."""
+        assert self.diagnosis is not None
+        return self.diagnosis.choices[party]
+
+    def shareable(self) -> list[str]:
+        """Facts the human holds that the agent has not seen."""
+        return [f for f in self.scenario.facts if self.graphs["human"].holds(f) and not self.graphs["agent"].seen(f)]
 
     # -- steps -------------------------------------------------------------------------
 
@@ -109,8 +138,7 @@ class Engine:
             reliability=message.reliability,
         )
         self.graphs[receiver] = self.graphs[receiver].with_record(record)
-        self.pending = self.pending_crux = None
-        self.diagnosis = self.evaluator.diagnose([(self.graphs["agent"], self.graphs["human"])])[0]
+        self._rediagnose()
         responded = Responded(
             turn=offer.turn,
             fact=offer.fact,
@@ -120,43 +148,124 @@ class Engine:
         )
         return [responded, self._diagnosed("turn"), *self._advance()]
 
+    def _state(self, message: State) -> list:
+        self._check_action(message.action)
+        implied = self.implied_choice("human")
+        return [Stated(action=message.action, implied=implied, matches=message.action == implied)]
+
+    def _share(self, message: Share) -> list:
+        """The human shares a fact they hold; it goes on offer to the agent in place of any crux."""
+        if self.concluded:
+            raise EngineError("the exchange has concluded")
+        if message.fact not in self.scenario.facts:
+            raise EngineError(unknown("fact", message.fact, self.scenario.facts))
+        human, agent = self.graphs["human"], self.graphs["agent"]
+        if not human.holds(message.fact):
+            raise EngineError(f"the human does not hold {message.fact!r}, so cannot share it")
+        if agent.seen(message.fact):
+            raise EngineError(f"the agent already has {message.fact!r}")
+        self.turn += 1
+        after = self.evaluator.diagnose([(agent.with_facts([message.fact], "human", self.turn), human)])[0]
+        assert self.diagnosis is not None
+        effect = "it changes the swap test" if after.key() != self.diagnosis.key() else "it changes no choice"
+        self.pending_crux = None
+        self.pending = self._offer(message.fact, "human", "agent", f"shared by the human; {effect}", after, shared=True)
+        return [self.pending]
+
+    def _observe(self, message: Observe) -> list:
+        """A new observation from the human: a fact they hold from now on, shared with the agent."""
+        if self.concluded:
+            raise EngineError("the exchange has concluded")
+        net = self.model.network
+        if message.variable not in net.order or message.variable == net.decision:
+            raise EngineError(unknown("variable", message.variable, [v for v in net.order if v != net.decision]))
+        if message.state not in net.states[message.variable]:
+            raise EngineError(unknown(f"state of {message.variable}", message.state, net.states[message.variable]))
+        if not 0.0 <= message.reliability <= 1.0:
+            raise EngineError(f"reliability {message.reliability} is out of range: use a probability in [0, 1]")
+        count = sum(f.startswith(OBSERVATION_PREFIX) for f in self.scenario.facts)
+        fact_id = f"{OBSERVATION_PREFIX}{count + 1}"
+        text = message.text or f"{message.source} reports {message.variable} = {message.state}."
+        fact = Fact(text=text, source=message.source, reliability=message.reliability, observe={message.variable: message.state})
+        self.scenario = self.scenario.model_copy(update={"facts": {**self.scenario.facts, fact_id: fact}})
+        self.graphs = {p: replace(g, scenario=self.scenario) for p, g in self.graphs.items()}
+        self.graphs["human"] = self.graphs["human"].with_record(FactRecord(fact_id, "own", self.turn, "held"))
+        self._rediagnose()
+        observed = Observed(
+            fact=fact_id, variable=message.variable, state=message.state,
+            reliability=message.reliability, source=message.source, text=text,
+        )
+        return [observed, self._diagnosed("turn"), *self._share(Share(fact=fact_id))]
+
+    def _set_values(self, message: SetValues) -> list:
+        """A party restates its values: the diagnosis and the next offer follow."""
+        if self.concluded:
+            raise EngineError("the session has concluded; values can no longer change")
+        if message.party == "agent" and self.mode == "predict-only":
+            raise EngineError("in predict-only mode the agent holds no values")
+        net = self.model.network
+        for outcome, states in message.values.items():
+            if outcome not in net.outcomes:
+                raise EngineError(unknown("outcome", outcome, net.outcomes))
+            for state in states:
+                if state not in net.states[outcome]:
+                    raise EngineError(unknown(f"state of {outcome}", state, net.states[outcome]))
+        self.values[message.party] = dict(message.values)
+        self.utilities[message.party] = Utility.from_values(message.values, net)
+        self.evaluator = Evaluator(self.oracle, self.utilities, self.actions)
+        self._rediagnose()
+        changed = ValuesChanged(party=message.party, values=message.values)
+        return [changed, self._diagnosed("turn"), *self._advance()]
+
     def _decide(self, message: Decide) -> list:
         if not self.concluded:
             raise EngineError("the human decides only after the final diagnosis")
         if self.decided:
             raise EngineError("the decision has already been taken")
-        if message.action not in self.actions:
-            raise EngineError(f"unknown action {message.action!r} (actions: {', '.join(self.actions)})")
+        self._check_action(message.action)
         self.decided = True
         assert self.diagnosis is not None
         follows = {p: message.action == c for p, c in self.diagnosis.choices.items()}
         return [Decided(action=message.action, by="human", reasons=message.reasons, follows=follows)]
 
-    def _advance(self, new_turn: bool = True) -> list:
+    # -- helpers -------------------------------------------------------------------------
+
+    def _check_action(self, action: str) -> None:
+        if action not in self.actions:
+            raise EngineError(unknown("action", action, self.actions))
+
+    def _rediagnose(self) -> None:
+        self.pending = self.pending_crux = None
+        self.diagnosis = self.evaluator.diagnose([(self.graphs["agent"], self.graphs["human"])])[0]
+
+    def _advance(self) -> list:
         """Offer the top crux, or conclude when no unshared fact could change a swap-test choice."""
         assert self.diagnosis is not None
         cruxes = rank_cruxes(self.evaluator, self.graphs, self.diagnosis)
         if not cruxes:
             self.concluded = True
-            final = conclude(self.evaluator, self.graphs, self.diagnosis)
-            return [self._diagnosed("final"), final]
+            self.final = conclude(self.evaluator, self.graphs, self.diagnosis)
+            return [self._diagnosed("final"), self.final]
         top = cruxes[0]
-        if new_turn or self.pending is None:
-            self.turn += 1
-        fact = self.model.scenario.facts[top.fact]  # type: ignore[union-attr]
+        self.turn += 1
         self.pending_crux = top
-        self.pending = Offered(
+        self.pending = self._offer(top.fact, top.sender, top.receiver, top.why(self.diagnosis, self.mode), top.alone)
+        return [self.pending]
+
+    def _offer(self, fact_id: str, sender: str, receiver: str, why: str, after: Diagnosis, shared: bool = False) -> Offered:
+        fact = self.scenario.facts[fact_id]
+        return Offered(
             turn=self.turn,
-            fact=top.fact,
-            sender=top.sender,
-            receiver=top.receiver,
+            fact=fact_id,
+            sender=sender,  # type: ignore[arg-type]
+            receiver=receiver,  # type: ignore[arg-type]
             text=fact.text,
             source=fact.source,
             reliability=fact.reliability if fact.observe is not None else None,
-            why=top.why(self.diagnosis, self.mode),
-            if_accepted={CELL_NAMES[c]: a for c, a in top.alone.cells.items()},
+            why=why,
+            if_accepted={CELL_NAMES[c]: a for c, a in after.cells.items()},
+            shared=shared,
         )
-        return [self.pending]
 
     def _diagnosed(self, stage: str) -> Diagnosed:
         d = self.diagnosis
@@ -169,10 +278,5 @@ class Engine:
             kind=d.kind,
             belief_share=d.belief_share,
             value_share=d.value_share,
-            expected_utility={
-                CELL_NAMES[c]: dict(zip(self.actions, eu)) for c, eu in d.expected.items()
-            },
+            expected_utility={CELL_NAMES[c]: dict(zip(self.actions, eu)) for c, eu in d.expected.items()},
         )
-
-
-__all__ = ["Engine", "EngineError", "CELL_NAMES", "Concluded"]

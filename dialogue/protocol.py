@@ -39,6 +39,35 @@ class Decide(_Message):
     reasons: str = ""
 
 
+class State(_Message):
+    """The human states the action they prefer, before seeing any diagnosis."""
+
+    action: str
+
+
+class Share(_Message):
+    """The human shares a fact they hold, unprompted; the agent then answers it like an offer."""
+
+    fact: str
+
+
+class Observe(_Message):
+    """The human states a new observation; it becomes a fact the human holds and shares."""
+
+    variable: str
+    state: str
+    reliability: float = 1.0
+    source: str = "the human"
+    text: str = ""
+
+
+class SetValues(_Message):
+    """A party restates its utilities {outcome: {state: utility}}."""
+
+    party: PartyName
+    values: dict[str, dict[str, float]]
+
+
 # -- what the engine records -------------------------------------------------------------
 
 
@@ -73,6 +102,30 @@ class Offered(_Message):
     reliability: float | None
     why: str = Field(description="What accepting it would change, in words.")
     if_accepted: dict[str, str] = Field(description="The swap-test choices if the receiver accepts it.")
+    shared: bool = Field(default=False, description="Shared by its holder unprompted, not offered as a crux.")
+
+
+class Stated(_Message):
+    type: Literal["stated"] = "stated"
+    action: str
+    implied: str = Field(description="The action the human's own beliefs and values imply.")
+    matches: bool
+
+
+class Observed(_Message):
+    type: Literal["observed"] = "observed"
+    fact: str
+    variable: str
+    state: str
+    reliability: float
+    source: str
+    text: str
+
+
+class ValuesChanged(_Message):
+    type: Literal["values"] = "values"
+    party: PartyName
+    values: dict[str, dict[str, float]]
 
 
 class Responded(_Message):
@@ -101,7 +154,35 @@ class Decided(_Message):
     )
 
 
-Event = Annotated[Started | Diagnosed | Offered | Responded | Concluded | Decided, Field(discriminator="type")]
+Event = Annotated[
+    Started | Diagnosed | Offered | Responded | Concluded | Decided | Stated | Observed | ValuesChanged,
+    Field(discriminator="type"),
+]
+Message = Respond | Decide | State | Share | Observe | SetValues
+
+
+def message_of(event: BaseModel) -> Message | None:
+    """The message that made the engine emit this event (None for events it emits on its own):
+    how a transcript is replayed into a fresh engine."""
+    if isinstance(event, Responded):
+        return Respond(fact=event.fact, accepted=event.response == "accepted", reliability=event.reliability)
+    if isinstance(event, Decided):
+        return Decide(action=event.action, reasons=event.reasons)
+    if isinstance(event, Stated):
+        return State(action=event.action)
+    if isinstance(event, Offered) and event.shared and not event.fact.startswith(OBSERVATION_PREFIX):
+        return Share(fact=event.fact)
+    if isinstance(event, Observed):
+        return Observe(
+            variable=event.variable, state=event.state, reliability=event.reliability, source=event.source, text=event.text
+        )
+    if isinstance(event, ValuesChanged):
+        return SetValues(party=event.party, values=event.values)
+    return None
+
+
+OBSERVATION_PREFIX = "observation-"
+"""Ids of facts the human states during a session: observation-1, observation-2, ..."""
 EVENT = TypeAdapter(Event)
 
 

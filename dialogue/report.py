@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dialogue.protocol import Concluded, Decided, Diagnosed, Offered, Responded, Started
+from dialogue.protocol import Concluded, Decided, Diagnosed, Observed, Offered, Responded, Started, Stated, ValuesChanged
 
 
 def _diagnosis(d: Diagnosed) -> dict:
@@ -23,6 +23,18 @@ def build_report(events: Sequence) -> dict:
         "decision": None,
         "complete": False,
     }
+    stated = [e for e in events if isinstance(e, Stated)]
+    if stated:
+        report["stated"] = [{"action": e.action, "implied": e.implied, "matches": e.matches} for e in stated]
+    observed = [e for e in events if isinstance(e, Observed)]
+    if observed:
+        report["observations"] = [
+            {"fact": e.fact, "variable": e.variable, "state": e.state, "reliability": e.reliability, "source": e.source}
+            for e in observed
+        ]
+    changed = [e for e in events if isinstance(e, ValuesChanged)]
+    if changed:
+        report["value_changes"] = [{"party": e.party, "values": e.values} for e in changed]
     offers: dict[str, Offered] = {}
     last_turn: dict | None = None
     for e in events:
@@ -46,6 +58,8 @@ def build_report(events: Sequence) -> dict:
                 "why": offer.why,
                 "response": e.response,
             }
+            if offer.shared:
+                last_turn["shared"] = True
             if e.reliability is not None:
                 last_turn["reliability"] = e.reliability
             report["turns"].append(last_turn)

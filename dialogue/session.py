@@ -1,15 +1,21 @@
-"""Run a session: drive the engine with two parties, record every event, resume from a transcript."""
+"""Sessions: an engine, a record of every event, and the transcript on disk.
+
+:class:`LiveSession` is what front ends drive (the headless runner below, the
+terminal UI): every message goes to the engine and every event it causes is
+recorded and written to the transcript at once.  Resuming replays the
+recorded messages into a fresh engine (checking that it says the same) and
+goes on from there.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from dialogue.engine import Engine, EngineError
+from dialogue.engine import Engine
 from dialogue.parties import Agent, Decider, Party, ScriptedHuman
-from dialogue.protocol import Decide, Decided, Diagnosed, Mode, Offered, Respond, Responded, Started, dump
+from dialogue.protocol import Diagnosed, Message, Mode, Started, dump, message_of
 from dialogue.report import build_report
 from dialogue.transcript import Transcript, read_events
 from oracle.oracle import Oracle
@@ -21,46 +27,93 @@ def file_digest(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-@dataclass
-class Recorder:
-    """Collects events; writes the new ones to the transcript; checks replayed ones against it."""
+def _identity(event) -> tuple:
+    data = dump(event)
+    keys = ("type", "stage", "fact", "turn", "response", "action", "party", "variable")
+    return tuple(data.get(k) for k in keys)
 
-    recorded: list = field(default_factory=list)
-    transcript: Transcript | None = None
-    on_event: Callable[[object], None] | None = None
-    events: list = field(default_factory=list)
 
-    def take(self, produced: list) -> None:
+class LiveSession:
+    """An engine whose every event is recorded (and written to a transcript as it happens)."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        model: Model,
+        oracle: Oracle,
+        *,
+        mode: Mode = "full",
+        transcript: str | Path | None = None,
+        resume: str | Path | None = None,
+        on_event: Callable[[object], None] | None = None,
+    ):
+        if model.scenario is None:
+            raise CruxError(f"{model_path}: a session needs a scenario (parties, facts, a decision)")
+        digest = file_digest(model_path)
+        recorded: list = []
+        if resume is not None:
+            recorded = read_events(resume, repair=True)
+            start = recorded[0] if recorded and isinstance(recorded[0], Started) else None
+            if start is None:
+                raise CruxError(f"{resume}: not a session transcript (no start event)")
+            if start.sha256 != digest:
+                raise CruxError(f"{resume}: written for another version of {start.model}; resume needs the same model file")
+            mode = start.mode
+            transcript = resume
+        self.engine = Engine(model, oracle, mode)
+        self.events: list = []
+        self.on_event = on_event
+        self._recorded = recorded
+        self._writer = Transcript(transcript) if transcript is not None else None
+        self._take([Started(scenario=model.scenario.name, mode=mode, model=str(model_path), sha256=digest)])
+        self._take(self.engine.start())
+        while len(self.events) < len(recorded):
+            message = message_of(recorded[len(self.events)])
+            if message is None:
+                raise self._mismatch(recorded[len(self.events)], None)
+            self._take(self.engine.handle(message))
+
+    @property
+    def mode(self) -> Mode:
+        return self.engine.mode
+
+    def send(self, message: Message) -> list:
+        """Give the engine one message; record and return the events it causes."""
+        start = len(self.events)
+        self._take(self.engine.handle(message))
+        return self.events[start:]
+
+    def report(self) -> dict:
+        return build_report(self.events)
+
+    def final(self) -> Diagnosed | None:
+        return next((e for e in reversed(self.events) if isinstance(e, Diagnosed) and e.stage == "final"), None)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def _take(self, produced: list) -> None:
         for event in produced:
             k = len(self.events)
-            if k < len(self.recorded):
-                old = self.recorded[k]
+            if k < len(self._recorded):
+                old = self._recorded[k]
                 if _identity(old) != _identity(event):
-                    raise CruxError(
-                        f"the transcript does not match this session at event {k + 1}: it has "
-                        f"{_identity(old)}, the engine gives {_identity(event)} (was the model changed?)"
-                    )
+                    raise self._mismatch(old, event)
                 self.events.append(old)
                 continue
             self.events.append(event)
-            if self.transcript is not None:
-                self.transcript.write([event])
+            if self._writer is not None:
+                self._writer.write([event])
             if self.on_event is not None:
                 self.on_event(event)
 
-    def replayed(self, kind: type, **match) -> object | None:
-        """The recorded event that comes next, if it is of this kind (a response or a decision)."""
-        k = len(self.events)
-        if k < len(self.recorded) and isinstance(self.recorded[k], kind):
-            event = self.recorded[k]
-            if all(getattr(event, key) == value for key, value in match.items()):
-                return event
-        return None
-
-
-def _identity(event) -> tuple:
-    data = dump(event)
-    return (data["type"], data.get("stage"), data.get("fact"), data.get("turn"), data.get("response"), data.get("action"))
+    def _mismatch(self, old, new) -> CruxError:
+        k = len(self.events) + 1
+        return CruxError(
+            f"the transcript does not match this session at event {k}: it has {_identity(old)}, "
+            f"the engine gives {_identity(new) if new is not None else 'nothing'} (was the model changed?)"
+        )
 
 
 def run_session(
@@ -75,43 +128,22 @@ def run_session(
     resume: str | Path | None = None,
     on_event: Callable[[object], None] | None = None,
 ) -> tuple[dict, list]:
-    """Run (or resume) a session to its decision; return the report and every event."""
-    assert model.scenario is not None
-    digest = file_digest(model_path)
-    recorded: list = []
-    if resume is not None:
-        recorded = read_events(resume, repair=True)
-        start = recorded[0] if recorded and isinstance(recorded[0], Started) else None
-        if start is None:
-            raise CruxError(f"{resume}: not a session transcript (no start event)")
-        if start.sha256 != digest:
-            raise CruxError(f"{resume}: written for another version of {start.model}; resume needs the same model file")
-        mode = start.mode
-        transcript = resume
-    writer = Transcript(transcript) if transcript is not None else None
-    rec = Recorder(recorded=recorded, transcript=writer, on_event=on_event)
+    """Run (or resume) a session to its decision with scripted parties; return the report and events."""
+    live = LiveSession(model_path, model, oracle, mode=mode, transcript=transcript, resume=resume, on_event=on_event)
     try:
-        engine = Engine(model, oracle, mode)
-        agent = agent or Agent()
-        human = human or ScriptedHuman(model.scenario)
-        parties: dict[str, Party] = {"agent": agent, "human": human}
-        rec.take([Started(scenario=model.scenario.name, mode=mode, model=str(model_path), sha256=digest)])
-        rec.take(engine.start())
+        parties: dict[str, Party] = {"agent": agent or Agent(), "human": human or ScriptedHuman(model.scenario)}
+        engine = live.engine
         while engine.pending is not None:
-            offer: Offered = engine.pending
-            old = rec.replayed(Responded, fact=offer.fact)
-            if old is not None:
-                message = Respond(fact=old.fact, accepted=old.response == "accepted", reliability=old.reliability)
-            else:
-                message = parties[offer.receiver].respond(offer)
-            rec.take(engine.handle(message))
-        final = next(e for e in reversed(rec.events) if isinstance(e, Diagnosed) and e.stage == "final")
-        old = rec.replayed(Decided)
-        decision = Decide(action=old.action, reasons=old.reasons) if old is not None else human.decide(final)
-        rec.take(engine.handle(decision))
-    except EngineError:
-        raise
+            offer = engine.pending
+            live.send(parties[offer.receiver].respond(offer))
+        if not engine.decided:
+            final = live.final()
+            assert final is not None  # no pending offer means the engine has concluded
+            decider: Decider = parties["human"]  # type: ignore[assignment]
+            live.send(decider.decide(final))
     finally:
-        if writer is not None:
-            writer.close()
-    return build_report(rec.events), rec.events
+        live.close()
+    return live.report(), live.events
+
+
+__all__ = ["LiveSession", "run_session", "file_digest"]

@@ -216,12 +216,43 @@ def test_predict_only_without_agent_values(tmp_path):
     assert report["final"]["choices"]["human"] == report["decision"]["action"]
 
 
-def test_values_can_be_restated_during_a_session():
-    model = load_model(CANONICAL)
-    engine = Engine(model, Oracle(model, device="cpu"))
-    engine.start()
-    from values.utility import Utility
+def test_values_can_be_restated_during_a_session(tmp_path):
+    from dialogue.protocol import SetValues, ValuesChanged
+    from dialogue.session import LiveSession
 
-    same = Utility.from_values(model.scenario.parties.agent.values, model.network)
-    events = engine.set_values("human", same)
-    assert isinstance(events[0], Diagnosed) and events[0].kind in ("agree", "belief")
+    model = load_model(CANONICAL)
+    t = tmp_path / "t.jsonl"
+    live = LiveSession(CANONICAL, model, Oracle(model, device="cpu"), transcript=t)
+    events = live.send(SetValues(party="human", values=dict(model.scenario.parties.agent.values)))
+    assert isinstance(events[0], ValuesChanged) and isinstance(events[1], Diagnosed)
+    assert events[1].kind in ("agree", "belief")  # same values: what is left is about beliefs
+    live.close()
+    resumed = LiveSession(CANONICAL, model, Oracle(model, device="cpu"), resume=t)
+    assert resumed.engine.values["human"] == dict(model.scenario.parties.agent.values)
+    assert [type(e) for e in resumed.events] == [type(e) for e in live.events]
+
+
+def test_the_human_states_a_position_shares_and_observes(tmp_path):
+    from dialogue.protocol import Observe, Observed, Share, State, Stated
+    from dialogue.session import LiveSession
+
+    model = load_model(CANONICAL)
+    t = tmp_path / "t.jsonl"
+    live = LiveSession(CANONICAL, model, Oracle(model, device="cpu"), transcript=t)
+    [stated] = live.send(State(action="brake"))
+    assert isinstance(stated, Stated) and stated.implied == "swerve" and not stated.matches
+    [offer] = live.send(Share(fact="camera"))
+    assert offer.shared and offer.sender == "human" and offer.receiver == "agent"
+    live.send(Respond(fact="camera", accepted=True))
+    events = live.send(Observe(variable="road", state="dry", reliability=0.8, source="my own eyes"))
+    assert isinstance(events[0], Observed) and events[0].fact == "observation-1"
+    assert live.engine.pending.fact == "observation-1" and live.engine.pending.shared
+    live.send(Respond(fact="observation-1", accepted=True))
+    with pytest.raises(EngineError, match="unknown state of road 'damp'"):
+        live.send(Observe(variable="road", state="damp"))
+    with pytest.raises(EngineError, match="does not hold"):
+        live.send(Share(fact="radar"))
+    live.close()
+    resumed = LiveSession(CANONICAL, model, Oracle(model, device="cpu"), resume=t)
+    assert resumed.report() == live.report()
+    assert resumed.engine.graphs["agent"].holds("observation-1")
