@@ -13,7 +13,7 @@ from beliefs.export import belief_graph, to_dot, to_graphml, to_json
 from beliefs.graph import BeliefGraph
 from dialogue.cli.options import DeviceOpt, JsonOpt, ModelArg
 from dialogue.report import build_report, render
-from dialogue.session import run_session
+from dialogue.session import LiveSession, run_session
 from dialogue.transcript import read_events
 from oracle.oracle import Oracle
 from worldmodel.errors import CruxError
@@ -35,17 +35,34 @@ def session(
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a belief-reconciliation session between the agent and the human."""
-    if not headless:
-        raise CruxError("the interactive terminal UI is not built yet: run with --headless for a scripted session")
+    """Run a belief-reconciliation session between the agent and the human.
+
+    Interactive by default (a terminal UI in which you are the human); --headless scripts the human.
+    """
     if transcript is not None and resume is not None:
         raise typer.BadParameter("--resume appends to the transcript it reads: drop --transcript")
     loaded = load_model(model)
     oracle = Oracle(loaded, device=device)
-    report, _ = run_session(
-        model, loaded, oracle, mode="predict-only" if predict_only else "full", transcript=transcript, resume=resume
-    )
-    typer.echo(json.dumps(report) if as_json else render(report))
+    mode = "predict-only" if predict_only else "full"
+    if headless:
+        report, _ = run_session(model, loaded, oracle, mode=mode, transcript=transcript, resume=resume)
+        typer.echo(json.dumps(report) if as_json else render(report))
+        return
+    from dialogue.tui.app import make_app  # textual only when a person is at the keyboard
+
+    live = LiveSession(model, loaded, oracle, mode=mode, transcript=transcript, resume=resume)
+    try:
+        make_app(live).run()
+    finally:
+        live.close()
+    report = live.report()
+    if as_json:
+        typer.echo(json.dumps(report))
+    elif report["complete"]:
+        typer.echo(render(report))
+    else:
+        where = f"; continue with --resume {transcript or resume}" if (transcript or resume) else ""
+        typer.echo(f"Session left before the decision{where}.")
 
 
 def replay(

@@ -51,11 +51,6 @@ def test_readable_session_and_every_example():
             assert "Decision (by the human)" in result.stdout
 
 
-def test_session_without_headless_says_what_to_do():
-    result = crux("session", CANONICAL)
-    assert result.exit_code == 1 and "--headless" in result.stderr
-
-
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
