@@ -127,9 +127,13 @@ class ExactEngine:
             expr = _expression(equation, tuple(tuple(op.shape) for op in operands))
             joint = expr(*operands, backend="torch")
             total = joint.sum(-1, keepdim=True)
-            impossible = total[0, :, 0] <= 0
+            # Evidence whose probability underflows (to 0, or into the subnormal numbers where
+            # float precision is gone) cannot be conditioned on: an error for the posterior mean,
+            # NaN for a parameter draw (left out of the interval's quantiles).
+            info = torch.finfo(total.dtype)
+            floor = info.tiny / info.eps
+            impossible = total[0, :, 0] <= floor
             if bool(impossible.any()):
                 raise ImpossibleEvidence(int(impossible.nonzero()[0]))
-            total = torch.where(total > 0, total, torch.ones_like(total))  # a draw may underflow to 0
-            out[target] = joint / total
+            out[target] = torch.where(total > floor, joint / total.clamp_min(floor), torch.nan)
         return out

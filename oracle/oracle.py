@@ -71,7 +71,8 @@ class Oracle:
         for r, post in zip(resolved, posts):
             outcomes = {}
             for t in r.outcomes:
-                bounds = torch.quantile(post[t][1:], torch.tensor(INTERVAL, dtype=post[t].dtype), dim=0)
+                drawn = post[t][1:] if len(post[t]) > 1 else post[t]  # certain numbers: a point interval
+                bounds = torch.nanquantile(drawn, torch.tensor(INTERVAL, dtype=post[t].dtype), dim=0)
                 outcomes[t] = Distribution(
                     states=list(net.states[t]), p=post[t][0].tolist(), interval=bounds.T.tolist()
                 )
@@ -114,7 +115,7 @@ class Oracle:
         for i, r in enumerate(resolved):
             groups.setdefault(r.structure[1:], []).append(i)
         out: list[dict[str, torch.Tensor]] = [{} for _ in resolved]
-        per_query = (self.samples + 1) if draws else 1
+        per_query = (self.samples + 1) if draws and not all(s.certain for s in states) else 1
         step = max(1, _CELLS_PER_CALL // per_query)
         for indices in groups.values():
             for start in range(0, len(indices), step):
@@ -155,8 +156,10 @@ class Oracle:
         )
 
     def _tables(self, states: list[BeliefState], draws: bool) -> dict[str, torch.Tensor]:
-        """Tables on the device: ``(S, ...)`` when all queries share beliefs, else ``(S, B, ...)``."""
+        """Tables on the device: ``(S, ...)`` when all queries share beliefs, else ``(S, B, ...)``.
+        Beliefs without uncertainty need no draws: their tables have S = 1."""
         unique = {id(s): s for s in states}
+        draws = draws and not all(s.certain for s in unique.values())
         if draws:
             per_state = {key: self._draw(s) for key, s in unique.items()}
         else:
