@@ -58,8 +58,11 @@ def _expression(equation: str, shapes: tuple[tuple[int, ...], ...]):
 class ExactEngine:
     """Batched exact inference over one network."""
 
-    def __init__(self, network: Network):
+    def __init__(self, network: Network, prune: bool = True):
+        """``prune=False`` contracts every variable for every target (slow; the reference for
+        the pruning of barren variables)."""
         self.network = network
+        self.prune = prune
         self._symbol = {var: opt_einsum.get_symbol(i + 2) for i, var in enumerate(network.order)}
 
     def marginals(
@@ -95,7 +98,7 @@ class ExactEngine:
                 hot[var] = torch.nn.functional.one_hot(columns[:, j], net.card(var)).to(**like)
         out: dict[str, torch.Tensor] = {}
         for target in targets:
-            needed = relevant(net, [target], do, [*given, *soft])
+            needed = relevant(net, [target], do, [*given, *soft]) if self.prune else set(net.order)
             if net.decision in needed and net.decision not in do:
                 states = ", ".join(net.states[net.decision])
                 raise QueryError(

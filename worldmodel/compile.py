@@ -89,6 +89,8 @@ class BeliefState:
 
     concentration: Mapping[str, torch.Tensor]
     likelihood: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    certain: bool = False
+    """Numbers stated without uncertainty (a BIF network): every draw is the mean."""
 
     def mean(self, var: str) -> torch.Tensor:
         alpha = self.concentration[var]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from worldmodel.compile import PARTIES, BeliefState, Network, Party, network_of, party_beliefs
+from worldmodel.bif import is_bif, read_bif
 from worldmodel.load import load_scenario
 from worldmodel.spec import Scenario
 
@@ -32,16 +33,25 @@ class Model:
     def default_party(self) -> Party:
         return "agent" if self.scenario is not None else "world"
 
+    @classmethod
+    def from_network(cls, name: str, network: Network, world: BeliefState) -> Model:
+        """A bare network (e.g. from BIF): only the world's beliefs."""
+        return cls(name=name, network=network, _beliefs={"world": world})
+
     def beliefs(self, party: Party) -> BeliefState:
         """A party's beliefs at the start (compiled once)."""
+        if party not in self.parties:
+            raise ValueError(f"{party!r} is not a party of this model (parties: {', '.join(self.parties)})")
         if party not in self._beliefs:
-            if party not in self.parties:
-                raise ValueError(f"{party!r} is not a party of this model (parties: {', '.join(self.parties)})")
-            assert self.scenario is not None or party == "world"
-            self._beliefs[party] = party_beliefs(self.scenario, self.network, party)  # type: ignore[arg-type]
+            assert self.scenario is not None  # a bare network is built with its world's beliefs
+            self._beliefs[party] = party_beliefs(self.scenario, self.network, party)
         return self._beliefs[party]
 
 
 def load_model(path: str | Path) -> Model:
-    """Load a model file (a scenario in YAML or JSON); errors name the file and the path inside it."""
+    """Load a model file: a scenario (YAML, JSON) or a BIF network (.bif, .bif.gz).
+    Errors name the file and the place inside it."""
+    if is_bif(path):
+        network, world, name = read_bif(path)
+        return Model.from_network(name, network, world)
     return Model.from_scenario(load_scenario(path))

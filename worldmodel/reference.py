@@ -72,28 +72,48 @@ def marginals(
     given: Mapping[str, str],
     outcomes: Sequence[str],
 ) -> dict[str, list[float]]:
+    """P(outcome | do, given, soft evidence) in a scenario's world (see :func:`enumerate_marginals`).
+    An unset decision is summed with weight 1, so callers set it when it matters."""
+    world = scenario.world
+    return enumerate_marginals(
+        {v: spec.states for v, spec in world.variables.items()},
+        {v: spec.parents for v, spec in world.variables.items()},
+        tables, likelihood, do, given, outcomes, unmodelled={world.decision},
+    )
+
+
+def enumerate_marginals(
+    states: Mapping[str, Sequence[str]],
+    parents: Mapping[str, Sequence[str]],
+    tables: Tables,
+    likelihood: Mapping[str, Row],
+    do: Mapping[str, str],
+    given: Mapping[str, str],
+    outcomes: Sequence[str],
+    unmodelled: set[str] | frozenset[str] = frozenset(),
+) -> dict[str, list[float]]:
     """P(outcome | do, given, soft evidence) by summing the joint over every assignment.
 
     ``do`` cuts a variable from its parents and fixes it; ``given`` is hard
     evidence; soft evidence on an intervened variable has no effect (the
-    intervention, not the world, sets it).
+    intervention, not the world, sets it).  Variables in ``unmodelled`` (a
+    decision) have no table: unless set, they are summed with weight 1.
     """
-    world = scenario.world
-    names = list(world.variables)
-    totals = {o: [0.0] * len(world.variables[o].states) for o in outcomes}
-    for values in itertools.product(*(world.variables[n].states for n in names)):
+    names = list(states)
+    totals = {o: [0.0] * len(states[o]) for o in outcomes}
+    for values in itertools.product(*(states[n] for n in names)):
         x = dict(zip(names, values))
         weight = 1.0
         for var in names:
             if var in do:
                 weight *= 1.0 if x[var] == do[var] else 0.0
                 continue
-            if var == world.decision:
-                continue  # unset: summed with weight 1, so callers set it when it matters
-            key = tuple(x[p] for p in world.variables[var].parents)
-            weight *= tables[var][key][world.variables[var].states.index(x[var])]
+            if var in unmodelled:
+                continue
+            key = tuple(x[p] for p in parents[var])
+            weight *= tables[var][key][list(states[var]).index(x[var])]
             if var in likelihood:
-                weight *= likelihood[var][world.variables[var].states.index(x[var])]
+                weight *= likelihood[var][list(states[var]).index(x[var])]
             if var in given and x[var] != given[var]:
                 weight = 0.0
             if weight == 0.0:
@@ -101,7 +121,7 @@ def marginals(
         if weight == 0.0:
             continue
         for o in outcomes:
-            totals[o][world.variables[o].states.index(x[o])] += weight
+            totals[o][list(states[o]).index(x[o])] += weight
     out = {}
     for o, row in totals.items():
         z = sum(row)

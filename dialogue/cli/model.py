@@ -8,14 +8,21 @@ import typer
 
 from dialogue.cli.options import JsonOpt, ModelArg
 from worldmodel.errors import CruxError, ModelError, render_path
+from worldmodel.bif import is_bif
 from worldmodel.load import load_scenario
+from worldmodel.model import load_model
 from worldmodel.spec import json_schema
 
 
 def validate(model: ModelArg, as_json: JsonOpt = False) -> None:
     """Check a model file: print 'ok: N variables, M facts', or every problem, one per line."""
     try:
-        scenario = load_scenario(model)
+        if is_bif(model):
+            network = load_model(model).network
+            variables, facts = len(network.order), 0
+        else:
+            scenario = load_scenario(model)
+            variables, facts = len(scenario.world.variables), len(scenario.facts)
     except ModelError as err:
         if as_json:
             problems = [{"file": err.file, "path": render_path(p.path), "message": p.message} for p in err.problems]
@@ -28,7 +35,6 @@ def validate(model: ModelArg, as_json: JsonOpt = False) -> None:
             typer.echo(json.dumps({"ok": False, "file": str(model), "problems": [problem]}))
             raise typer.Exit(1) from None
         raise
-    variables, facts = len(scenario.world.variables), len(scenario.facts)
     if as_json:
         typer.echo(json.dumps({"ok": True, "file": str(model), "variables": variables, "facts": facts, "problems": []}))
     else:
