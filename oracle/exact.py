@@ -23,6 +23,18 @@ from worldmodel.compile import Network
 _SAMPLE, _BATCH = opt_einsum.get_symbol(0), opt_einsum.get_symbol(1)
 
 
+class TooLarge(QueryError):
+    """An exact contraction whose largest intermediate would not fit the memory allowed."""
+
+    def __init__(self, target: str, elements: int, itemsize: int, limit: int):
+        self.elements = elements
+        super().__init__(
+            f"exact inference for {target} needs an intermediate of {elements:,} numbers "
+            f"({elements * itemsize / 2**30:.2f} GiB), over the {limit / 2**30:.2f} GiB allowed: "
+            "use --method sampled (or auto), or allow more memory"
+        )
+
+
 class ImpossibleEvidence(QueryError):
     """The evidence of the query at ``index`` of a batch has probability zero."""
 
@@ -51,18 +63,22 @@ def relevant(network: Network, targets: Sequence[str], do: Sequence[str], eviden
 
 
 @lru_cache(maxsize=512)
-def _expression(equation: str, shapes: tuple[tuple[int, ...], ...]):
-    return opt_einsum.contract_expression(equation, *shapes, optimize="auto")
+def _plan(equation: str, shapes: tuple[tuple[int, ...], ...]):
+    """A contraction path for the equation and shapes (cached: path finding is costly), and the
+    size of its largest intermediate."""
+    path, info = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize="auto")
+    return opt_einsum.contract_expression(equation, *shapes, optimize=path), int(info.largest_intermediate)
 
 
 class ExactEngine:
     """Batched exact inference over one network."""
 
-    def __init__(self, network: Network, prune: bool = True):
+    def __init__(self, network: Network, prune: bool = True, max_bytes: int | None = None):
         """``prune=False`` contracts every variable for every target (slow; the reference for
         the pruning of barren variables)."""
         self.network = network
         self.prune = prune
+        self.max_bytes = max_bytes
         self._symbol = {var: opt_einsum.get_symbol(i + 2) for i, var in enumerate(network.order)}
 
     def marginals(
@@ -127,7 +143,10 @@ class ExactEngine:
                     operands.append(vec)
                     subscripts.append((_BATCH if vec.dim() == 2 else "") + axes)
             equation = ",".join(subscripts) + "->" + _SAMPLE + _BATCH + self._symbol[target]
-            expr = _expression(equation, tuple(tuple(op.shape) for op in operands))
+            expr, largest = _plan(equation, tuple(tuple(op.shape) for op in operands))
+            itemsize = any_table.element_size()
+            if self.max_bytes is not None and largest * itemsize > self.max_bytes:
+                raise TooLarge(target, largest, itemsize, self.max_bytes)
             joint = expr(*operands, backend="torch")
             total = joint.sum(-1, keepdim=True)
             # Evidence whose probability underflows (to 0, or into the subnormal numbers where

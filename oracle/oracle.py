@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import torch
 
 from oracle.device import resolve_device
-from oracle.exact import ExactEngine, ImpossibleEvidence
+from oracle.exact import ExactEngine, ImpossibleEvidence, TooLarge
 from oracle.params import draw_tables
 from oracle.query import Answer, Distribution, Query, QueryError, Resolved, resolve
+from oracle.sample import Sampler
 from worldmodel.compile import BeliefState
 from worldmodel.model import Model
 
@@ -29,11 +31,21 @@ Beliefs = BeliefState | Mapping[str, BeliefState] | None
 query, or a belief state per party name (others fall back to the model's)."""
 
 
+Method = Literal["auto", "exact", "sampled"]
+METHODS: tuple[str, ...] = ("auto", "exact", "sampled")
+MAX_BYTES = 2 * 2**30
+"""Default memory allowed for one exact contraction's largest intermediate."""
+INTERVAL_DRAWS = 100
+"""Parameter draws behind a sampled answer's interval (each with particles / draws particles)."""
+
+
 class Oracle:
-    """Answers queries on a model, exactly, on a device.
+    """Answers queries on a model, on a device: exactly where the contraction fits, else by
+    sampling (``method="auto"``); ``exact`` refuses what does not fit, ``sampled`` always samples.
 
     ``samples`` draws of the Dirichlet rows give each probability its 90%
-    credible interval; ``seed`` makes the draws reproducible.
+    credible interval; ``particles`` is the Monte Carlo size of a sampled answer;
+    ``seed`` makes both reproducible.
     """
 
     def __init__(
@@ -44,15 +56,25 @@ class Oracle:
         samples: int = 1000,
         seed: int = 0,
         dtype: torch.dtype = torch.float64,
+        method: Method = "auto",
+        particles: int = 100_000,
+        max_bytes: int = MAX_BYTES,
     ):
         if samples < 2:
             raise QueryError(f"samples must be at least 2 to give an interval (got {samples})")
+        if method not in METHODS:
+            raise QueryError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+        if particles < 100:
+            raise QueryError(f"particles must be at least 100 (got {particles})")
         self.model = model
         self.device = resolve_device(device)
         self.samples = samples
         self.seed = seed
         self.dtype = dtype
-        self._engine = ExactEngine(model.network)
+        self.method = method
+        self.particles = particles
+        self._engine = ExactEngine(model.network, max_bytes=max_bytes)
+        self._sampler = Sampler(model.network)
         self._draws: OrderedDict[int, tuple[BeliefState, dict[str, torch.Tensor]]] = OrderedDict()
 
     # -- public ------------------------------------------------------------------------
@@ -65,18 +87,21 @@ class Oracle:
         """Answer queries in order, with intervals; queries of equal structure run as one contraction."""
         resolved = self._resolve(queries)
         states = [self._beliefs_of(r, beliefs) for r in resolved]
-        posts = self._run(resolved, states, draws=True)
+        results = self._run(resolved, states, draws=True)
         net = self.model.network
         answers = []
-        for r, post in zip(resolved, posts):
+        for r, (post, method, stderr) in zip(resolved, results):
             outcomes = {}
             for t in r.outcomes:
                 drawn = post[t][1:] if len(post[t]) > 1 else post[t]  # certain numbers: a point interval
                 bounds = torch.nanquantile(drawn, torch.tensor(INTERVAL, dtype=post[t].dtype), dim=0)
                 outcomes[t] = Distribution(
-                    states=list(net.states[t]), p=post[t][0].tolist(), interval=bounds.T.tolist()
+                    states=list(net.states[t]),
+                    p=post[t][0].tolist(),
+                    interval=bounds.T.tolist(),
+                    stderr=None if stderr is None else stderr[t].tolist(),
                 )
-            answers.append(Answer(query=r.query, method="exact", device=self.device.type, outcomes=outcomes))
+            answers.append(Answer(query=r.query, method=method, device=self.device.type, outcomes=outcomes))
         return answers
 
     def posterior_means(
@@ -92,7 +117,7 @@ class Oracle:
             states = list(beliefs)
         else:
             states = [self._beliefs_of(r, beliefs) for r in resolved]
-        return [{t: p[0] for t, p in post.items()} for post in self._run(resolved, states, draws=False)]
+        return [{t: p[0] for t, p in post.items()} for post, _, _ in self._run(resolved, states, draws=False)]
 
     # -- internals -----------------------------------------------------------------------
 
@@ -107,34 +132,41 @@ class Oracle:
             return beliefs[r.party]
         return self.model.beliefs(r.party)
 
-    def _run(
-        self, resolved: list[Resolved], states: list[BeliefState], draws: bool
-    ) -> list[dict[str, torch.Tensor]]:
-        """Posteriors ``{target: (1 + samples or 1, card)}`` per query, in order, on the CPU."""
+    def _run(self, resolved: list[Resolved], states: list[BeliefState], draws: bool) -> list[tuple]:
+        """Per query, in order: posteriors ``{target: (1 + draws or 1, card)}`` on the CPU, the
+        method that computed them, and (sampled) their standard errors ``{target: (card,)}``."""
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(resolved):
             groups.setdefault(r.structure[1:], []).append(i)
-        out: list[dict[str, torch.Tensor]] = [{} for _ in resolved]
+        out: list[tuple] = [None] * len(resolved)  # type: ignore[list-item]
         per_query = (self.samples + 1) if draws and not all(s.certain for s in states) else 1
         step = max(1, _CELLS_PER_CALL // per_query)
         for indices in groups.values():
             for start in range(0, len(indices), step):
                 chunk = indices[start : start + step]
                 try:
-                    posts = self._contract([resolved[i] for i in chunk], [states[i] for i in chunk], draws)
+                    posts, method, stderr = self._answer([resolved[i] for i in chunk], [states[i] for i in chunk], draws)
                 except ImpossibleEvidence as err:
                     if len(resolved) == 1:
                         raise
                     raise QueryError(f"query {chunk[err.index] + 1}: {err}") from None
                 for b, i in enumerate(chunk):
-                    out[i] = {t: p[:, b].cpu() for t, p in posts.items()}
+                    errors = None if stderr is None else {t: e[b].cpu() for t, e in stderr.items()}
+                    out[i] = ({t: p[:, b].cpu() for t, p in posts.items()}, method, errors)
         return out
 
-    def _contract(
-        self, members: list[Resolved], states: list[BeliefState], draws: bool
-    ) -> dict[str, torch.Tensor]:
-        first = members[0]
-        tables = self._tables(states, draws)
+    def _answer(self, members: list[Resolved], states: list[BeliefState], draws: bool) -> tuple:
+        """One group: exact if it fits (or is forced), else sampled."""
+        if self.method != "sampled":
+            try:
+                return self._contract(members, states, draws), "exact", None
+            except TooLarge:
+                if self.method == "exact":
+                    raise
+        return self._sample(members, states, draws)
+
+    def _inputs(self, members: list[Resolved], states: list[BeliefState]):
+        """Likelihoods and the batch's intervention and evidence indices, on the device."""
         observed = dict.fromkeys(v for s in states for v in s.likelihood)
         likelihood = _stack_or_share(
             {v: [s.likelihood.get(v) for s in states] for v in observed},
@@ -145,8 +177,8 @@ class Oracle:
             values = [[i for _, i in row] for row in rows]
             return torch.tensor(values, dtype=torch.long, device=self.device).reshape(len(rows), -1)
 
-        return self._engine.marginals(
-            tables,
+        first = members[0]
+        return (
             {v: t.to(self.device, self.dtype) for v, t in likelihood.items()},
             [v for v, _ in first.do],
             indices([r.do for r in members]),
@@ -154,6 +186,23 @@ class Oracle:
             indices([r.given for r in members]),
             first.outcomes,
         )
+
+    def _contract(self, members: list[Resolved], states: list[BeliefState], draws: bool) -> dict[str, torch.Tensor]:
+        return self._engine.marginals(self._tables(states, draws), *self._inputs(members, states))
+
+    def _sample(self, members: list[Resolved], states: list[BeliefState], draws: bool) -> tuple:
+        """The mean answer and its standard errors from ``particles`` particles; with draws, the
+        interval from :data:`INTERVAL_DRAWS` parameter draws of ``particles / draws`` particles each."""
+        inputs = self._inputs(members, states)
+        generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        mean = self._sampler.marginals(self._tables(states, False), *inputs, self.particles, generator)
+        posts = mean.p
+        if draws and not all(s.certain for s in states):
+            count = min(self.samples, INTERVAL_DRAWS)
+            tables = {v: t[: count + 1] for v, t in self._tables(states, True).items()}
+            drawn = self._sampler.marginals(tables, *inputs, max(100, self.particles // count), generator)
+            posts = {t: torch.cat([mean.p[t], drawn.p[t][1:]], dim=0) for t in posts}
+        return posts, "sampled", {t: e[0] for t, e in mean.stderr.items()}
 
     def _tables(self, states: list[BeliefState], draws: bool) -> dict[str, torch.Tensor]:
         """Tables on the device: ``(S, ...)`` when all queries share beliefs, else ``(S, B, ...)``.

@@ -46,11 +46,26 @@ def ask(
     samples: SamplesOpt = 1000,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method", help="auto (exact when it fits in memory, else sampled), exact (refuse what does not fit) or sampled."
+        ),
+    ] = "auto",
+    particles: Annotated[
+        int, typer.Option("--particles", min=100, help="Monte Carlo particles of a sampled answer.")
+    ] = 100_000,
+    max_memory_gib: Annotated[
+        float, typer.Option("--max-memory", min=0.0, help="GiB allowed for an exact contraction's largest intermediate.")
+    ] = 2.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the oracle what happens if you do something, given what you see."""
     loaded = load_model(model)
-    oracle = Oracle(loaded, device=device, samples=samples, seed=seed)
+    oracle = Oracle(
+        loaded, device=device, samples=samples, seed=seed, method=method, particles=particles,  # type: ignore[arg-type]
+        max_bytes=int(max_memory_gib * 2**30),
+    )
     if batch is not None:
         if question or do or given or outcome or as_:
             raise typer.BadParameter("--batch takes its queries from the file: drop QUESTION, --do, --given, --outcome and --as")

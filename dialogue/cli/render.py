@@ -31,7 +31,8 @@ def answer_table(answer: Answer, title: str | None = None) -> Table:
     for name, dist in answer.outcomes.items():
         for i, (state, p) in enumerate(zip(dist.states, dist.p)):
             low, high = dist.interval[i]
-            table.add_row(name if i == 0 else "", state, f"{p:.4f}", f"{low:.3f} – {high:.3f}", bar(p))
+            shown = f"{p:.4f}" if dist.stderr is None else f"{p:.4f} ± {dist.stderr[i]:.4f}"
+            table.add_row(name if i == 0 else "", state, shown, f"{low:.3f} – {high:.3f}", bar(p))
     return table
 
 

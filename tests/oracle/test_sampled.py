@@ -1,0 +1,73 @@
+"""Sampled answers against exact ones, and the choice between them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dialogue.cli.app import app
+from oracle.exact import TooLarge
+from oracle.oracle import Oracle
+from oracle.query import Query
+from tests.conftest import CANONICAL
+from worldmodel.model import load_model
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+CASES = [
+    ("alarm.bif.gz", Query(do={"HYPOVOLEMIA": "TRUE"}, given={"BP": "LOW"}, outcomes=["CO", "HR", "LVFAILURE"])),
+    ("child.bif.gz", Query(do={"Disease": "TGA"}, given={"Age": "0-3_days"}, outcomes=["LowerBodyO2", "CO2"])),
+    ("asia.bif.gz", Query(given={"xray": "yes", "dysp": "no"}, outcomes=["lung", "tub", "bronc"])),
+    (CANONICAL, Query(do={"action": "swerve"}, given={"road": "wet"}, as_="agent")),
+    (CANONICAL, Query(do={"action": "brake"}, as_="human")),
+]
+
+
+@pytest.mark.parametrize(("path", "query"), CASES)
+def test_sampled_lies_within_four_standard_errors_of_exact(path, query):
+    model = load_model(DATA / path if isinstance(path, str) else path)
+    exact = Oracle(model, device="cpu", samples=50).ask(query)
+    sampled = Oracle(model, device="cpu", samples=50, method="sampled", particles=50_000, seed=3).ask(query)
+    assert exact.method == "exact" and sampled.method == "sampled"
+    for name, dist in sampled.outcomes.items():
+        truth = exact.outcomes[name].p
+        assert dist.stderr is not None
+        for p, se, t in zip(dist.p, dist.stderr, truth):
+            assert abs(p - t) <= 4 * se + 1e-12, (name, p, t, se)
+
+
+def test_exact_refuses_what_does_not_fit_and_auto_falls_back():
+    model = load_model(DATA / "alarm.bif.gz")
+    query = Query(given={"BP": "LOW"}, outcomes=["CO"])
+    with pytest.raises(TooLarge, match="needs an intermediate of .* over the .* allowed"):
+        Oracle(model, device="cpu", method="exact", max_bytes=64).ask(query)
+    answer = Oracle(model, device="cpu", method="auto", max_bytes=64, particles=20_000).ask(query)
+    assert answer.method == "sampled" and answer.outcomes["CO"].stderr is not None
+    assert Oracle(model, device="cpu").ask(query).method == "exact"
+
+
+def test_sampled_impossible_evidence_is_an_error():
+    model = load_model(CANONICAL)
+    # harm=cat with animal=squirrel cannot happen
+    with pytest.raises(Exception, match="probability 0"):
+        Oracle(model, device="cpu", method="sampled", particles=1000).ask(
+            Query(do={"action": "brake"}, given={"harm": "cat", "animal": "squirrel"})
+        )
+
+
+def test_cli_method_options():
+    runner = CliRunner()
+    result = runner.invoke(app, ["ask", str(DATA / "asia.bif.gz"), "--given", "xray=yes", "--outcome", "lung",
+                                 "--method", "sampled", "--particles", "5000", "--json"])
+    assert result.exit_code == 0, result.stderr
+    import json
+
+    answer = json.loads(result.stdout)
+    assert answer["method"] == "sampled" and len(answer["outcomes"]["lung"]["stderr"]) == 2
+    result = runner.invoke(app, ["ask", str(DATA / "asia.bif.gz"), "--given", "xray=yes", "--method", "exact",
+                                 "--max-memory", "1e-9"])
+    assert result.exit_code == 1 and "GiB allowed: use --method sampled" in result.stderr
+    result = runner.invoke(app, ["ask", str(DATA / "asia.bif.gz"), "--given", "xray=yes", "--method", "magic"])
+    assert result.exit_code == 1 and "unknown method 'magic'" in result.stderr
