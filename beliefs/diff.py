@@ -64,7 +64,7 @@ def _causes(a: BeliefGraph, b: BeliefGraph, var: str) -> list[str]:
     for fact_id, fact in a.scenario.facts.items():
         if var in informs(fact) and a.holds(fact_id) != b.holds(fact_id) and not (a.seen(fact_id) and b.seen(fact_id)):
             holder = a.party if a.holds(fact_id) else b.party
-            causes.append(f"only the {holder} holds {fact_id} (sharing it would change no choice)")
+            causes.append(f"only the {holder} holds {fact_id} (not shared: alone or with all the others it changed no choice)")
     return causes or ["follows from differences upstream"]
 
 
