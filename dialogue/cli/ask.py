@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
+import torch
 import typer
 from pydantic import ValidationError
 
@@ -58,13 +59,16 @@ def ask(
     max_memory_gib: Annotated[
         float, typer.Option("--max-memory", min=0.0, help="GiB allowed for an exact contraction's largest intermediate.")
     ] = 2.0,
+    float32: Annotated[
+        bool, typer.Option("--float32", help="Compute in float32 (faster on a GPU; float64 is the default, for exactness).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the oracle what happens if you do something, given what you see."""
     loaded = load_model(model)
     oracle = Oracle(
         loaded, device=device, samples=samples, seed=seed, method=method, particles=particles,  # type: ignore[arg-type]
-        max_bytes=int(max_memory_gib * 2**30),
+        max_bytes=int(max_memory_gib * 2**30), dtype=torch.float32 if float32 else torch.float64,
     )
     if batch is not None:
         if question or do or given or outcome or as_:

@@ -128,3 +128,17 @@ def test_pruning_and_grouping_equal_the_unpruned_contraction(name, seed, count):
     batched = oracle.posterior_means([Query(do=queries[k][0], given=queries[k][1], outcomes=[queries[k][2]]) for k in possible])
     for k, answer in zip(possible, batched):
         assert answer[queries[k][2]].tolist() == pytest.approx(slow[k].tolist(), abs=1e-12)
+
+
+def test_float32_is_close_to_float64():
+    model = load_model(DATA / "alarm.bif.gz")
+    queries = [Query(do=d, given=g, outcomes=[t]) for d, g, t in random_queries(model, 30, seed=11)]
+    wide = Oracle(model, device="cpu")
+    narrow = Oracle(model, device="cpu", dtype=torch.float32)
+    try:
+        exact = wide.posterior_means(queries)
+    except QueryError:
+        pytest.skip("a random query had impossible evidence")
+    for a, b in zip(exact, narrow.posterior_means(queries)):
+        for t in a:
+            assert b[t].tolist() == pytest.approx(a[t].tolist(), abs=1e-5)
