@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from worldmodel.checks import View, check
+from worldmodel.entities import ground
 from worldmodel.errors import CruxError, ModelError, PathPart, Problem, unknown
 from worldmodel.spec import Agent, Fact, Human, Scenario, Variable, YamlBoolean
 
@@ -94,16 +95,19 @@ def read_data(path: str | Path) -> Any:
         raise ModelError(file, [Problem((), f"not valid YAML: {err}")]) from None
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read, validate and return a scenario; raise :class:`ModelError` listing every problem."""
-    scenario, problems = validate_data(read_data(path))
+def load_scenario(path: str | Path, steps: int | None = None) -> Scenario:
+    """Read, validate and return a scenario (its scene grounded, unrolled ``steps`` steps when
+    given); raise :class:`ModelError` listing every problem."""
+    scenario, problems = validate_data(read_data(path), base_dir=Path(path).parent, steps=steps)
     if scenario is None:
         raise ModelError(str(path), problems)
     return scenario
 
 
-def validate_data(data: Any) -> tuple[Scenario | None, list[Problem]]:
-    """The scenario in ``data`` (None if invalid) and every problem found in it."""
+def validate_data(data: Any, base_dir: Path | None = None, steps: int | None = None) -> tuple[Scenario | None, list[Problem]]:
+    """The scenario in ``data`` (None if invalid) and every problem found in it.  A scene
+    (types, entities, relations) is grounded into flat variables first; library paths in
+    ``use`` are relative to ``base_dir``."""
     if not isinstance(data, Mapping):
         name = {"list": "a list", "int": "an int", "float": "a number", "str": "a string"}
         kind = "empty" if data is None else name.get(type(data).__name__, f"a {type(data).__name__}")
@@ -113,8 +117,22 @@ def validate_data(data: Any) -> tuple[Scenario | None, list[Problem]]:
     except ValidationError as err:
         problems = _schema_problems(err)
         return None, _dedupe(problems + check(_partial_view(data)))
+    if scenario.entities:
+        grounding, problems = ground(scenario, base_dir or Path("."), steps)
+        if grounding is None:
+            return None, problems
+        problems = _dedupe([_origin(p, grounding.origin) for p in check(View.of(grounding.scenario))])
+        return (None if problems else grounding.scenario), problems
     problems = check(View.of(scenario))
     return (None if problems else scenario), problems
+
+
+def _origin(problem: Problem, origin: dict[str, tuple[PathPart, ...]]) -> Problem:
+    """A problem in a grounded variable, told where it was written: the type's attribute."""
+    path = problem.path
+    if len(path) >= 3 and path[:2] == ("world", "variables") and path[2] in origin:
+        return Problem((*origin[str(path[2])], *path[3:]), problem.message)
+    return problem
 
 
 def _partial_view(data: Mapping) -> View:

@@ -48,10 +48,14 @@ class Model:
         return self._beliefs[party]
 
 
-def load_model(path: str | Path) -> Model:
-    """Load a model file: a scenario (YAML, JSON) or a BIF network (.bif, .bif.gz).
-    Errors name the file and the place inside it."""
+def load_model(path: str | Path, steps: int | None = None) -> Model:
+    """Load a model file: a scenario (YAML, JSON; its scene unrolled ``steps`` steps when given)
+    or a BIF network (.bif, .bif.gz).  Errors name the file and the place inside it."""
     if is_bif(path):
+        if steps is not None:
+            from worldmodel.errors import CruxError
+
+            raise CruxError(f"{path}: a BIF network has no time steps (drop --steps)")
         network, world, name = read_bif(path)
         return Model.from_network(name, network, world)
-    return Model.from_scenario(load_scenario(path))
+    return Model.from_scenario(load_scenario(path, steps=steps))

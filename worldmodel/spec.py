@@ -205,6 +205,63 @@ class Parties(_Strict):
     human: Human = Field(default_factory=Human, description="The person.")
 
 
+# -- the object-centric extension (all optional: version-1 files mean what they always meant) --
+#
+# Types are small reusable models: each attribute is a variable of every entity of that
+# type, whose mechanism reads the entity's own attributes (``self.speed``), attributes of
+# related entities (``in_path_of.present``, one adjacency per relation type) or world
+# variables.  Types can come from library files (``use``); only the types of entities in the
+# scene are grounded (worldmodel/entities.py).  An attribute with ``next`` changes over time.
+
+
+class Mechanism(_Strict):
+    """How an attribute's value arises: a prior, or a table over parents."""
+
+    prior: Probabilities | None = Field(default=None, description="No parents: P(attribute), one number per state.")
+    parents: list[str] = Field(
+        default_factory=list,
+        description="`self.ATTR`, `RELATION.ATTR` (attributes of the related entities) or a world variable's name, "
+        "in the order of the table's row keys.",
+    )
+    table: dict[Name, Probabilities] | None = Field(
+        default=None, description='One row per combination of parent states, keyed "p1, p2".'
+    )
+    aggregate: Literal["any", "count"] | None = Field(
+        default=None,
+        description="How a RELATION.ATTR parent folds several related entities: `any` (states no, yes: some related "
+        "entity's attribute is not in its first state) or `count` (states 0..n). Required when the relation can "
+        "reach more than one entity.",
+    )
+
+
+class Attribute(Mechanism):
+    """One attribute of an entity type: a discrete variable of every entity of that type."""
+
+    states: list[Name] = Field(min_length=2, description="The attribute's states (the first is its 'none' state).")
+    strength: Number = Field(default=10.0, gt=0, description="Dirichlet concentration of each row, as for variables.")
+    next: Mechanism | None = Field(
+        default=None,
+        description="How the attribute changes from one step to the next: parents are read at the previous step.",
+    )
+
+
+class EntityType(_Strict):
+    """A small reusable model: the attributes of one kind of object."""
+
+    description: str = Field(default="", description="What this type is, for people.")
+    attributes: dict[Name, Attribute] = Field(min_length=1, description="The type's attributes, by name.")
+
+
+class Relation(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    """A typed edge between two entities (one adjacency per relation type)."""
+
+    type: Name = Field(description="The kind of interaction, e.g. in_path_of.")
+    source: Name = Field(alias="from", description="The entity whose mechanisms read the relation.")
+    target: Name = Field(alias="to", description="The entity it reaches.")
+
+
 class Scenario(_Strict):
     """A Crux scenario: a world, the facts that can be exchanged, and two parties."""
 
@@ -218,6 +275,12 @@ class Scenario(_Strict):
         default_factory=dict, description="The facts that can be exchanged, by id."
     )
     parties: Parties = Field(default_factory=Parties, description="The agent and the human.")
+    use: list[str] = Field(
+        default_factory=list, description="Library files whose `types` this scene may use (paths relative to this file)."
+    )
+    types: dict[Name, EntityType] = Field(default_factory=dict, description="Entity types defined in this file.")
+    entities: dict[Name, Name] = Field(default_factory=dict, description="Named entities and their types.")
+    relations: list[Relation] = Field(default_factory=list, description="Typed edges between entities.")
 
 
 def json_schema() -> dict[str, Any]:

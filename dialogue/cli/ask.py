@@ -59,13 +59,17 @@ def ask(
     max_memory_gib: Annotated[
         float, typer.Option("--max-memory", min=0.0, help="GiB allowed for an exact contraction's largest intermediate.")
     ] = 2.0,
+    steps: Annotated[
+        Optional[int],
+        typer.Option("--steps", min=0, help="Unroll a scene's dynamics this many steps; outcomes are reported per step (NAME@t)."),
+    ] = None,
     float32: Annotated[
         bool, typer.Option("--float32", help="Compute in float32 (faster on a GPU; float64 is the default, for exactness).")
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the oracle what happens if you do something, given what you see."""
-    loaded = load_model(model)
+    loaded = load_model(model, steps=steps)
     oracle = Oracle(
         loaded, device=device, samples=samples, seed=seed, method=method, particles=particles,  # type: ignore[arg-type]
         max_bytes=int(max_memory_gib * 2**30), dtype=torch.float32 if float32 else torch.float64,

@@ -624,7 +624,7 @@ BROKEN = [
     pytest.param(
         rename(("facts",), "facs"),
         [
-            "unknown key 'facs'; did you mean 'facts'? (valid: crux, name, description, world, facts, parties)",
+            "unknown key 'facs'; did you mean 'facts'? (valid: crux, name, description, world, facts, parties, use, types, entities, relations)",
             # `facts` is optional, so without it the facts the parties know really are unknown
             "parties.agent.beliefs.knows[0]: unknown fact 'road_sensor' (there are none)",
             "parties.agent.beliefs.knows[1]: unknown fact 'radar' (there are none)",

@@ -1,0 +1,281 @@
+"""Ground an object-centric scene into the flat variables the oracle answers on.
+
+Every attribute ``a`` of every entity ``e`` becomes a variable ``e.a`` (``e.a@t``
+for each step when the scene is unrolled and ``a`` changes over time).  A parent
+``self.x`` is the entity's own ``e.x``; ``REL.x`` is ``x`` of the entities that
+``e`` reaches by relations of type ``REL`` (a networkx MultiDiGraph, one edge
+key per relation type), folded by ``any`` into a chain of deterministic
+variables when there can be several; any other parent is a world variable.
+Only the types of entities in the scene are grounded, so the cost grows with
+the scene, not with the library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import networkx as nx
+from pydantic import TypeAdapter, ValidationError
+
+from worldmodel.errors import PathPart, Problem, unknown
+from worldmodel.rows import all_keys, join_key
+from worldmodel.spec import Attribute, EntityType, Mechanism, Scenario, Variable
+
+NO, YES = "no", "yes"
+TYPES = TypeAdapter(dict[str, EntityType])
+
+
+def scene_graph(scenario: Scenario) -> nx.MultiDiGraph:
+    """Entities as nodes (with their type), relations as edges keyed by relation type."""
+    graph = nx.MultiDiGraph()
+    for name, type_name in scenario.entities.items():
+        graph.add_node(name, type=type_name)
+    for r in scenario.relations:
+        graph.add_edge(r.source, r.target, key=r.type)
+    return graph
+
+
+def var_name(entity: str, attribute: str, step: int | None) -> str:
+    return f"{entity}.{attribute}" if step is None else f"{entity}.{attribute}@{step}"
+
+
+@dataclass
+class Grounding:
+    """The result of grounding: the flat scenario, and where each variable came from."""
+
+    scenario: Scenario
+    origin: dict[str, tuple[PathPart, ...]] = field(default_factory=dict)
+    """Grounded variable -> the path of the attribute (or aggregate) it comes from."""
+    steps: int | None = None
+    series: dict[str, list[str]] = field(default_factory=dict)
+    """For an unrolled scene: each time-varying ``e.a`` and its per-step variables."""
+
+
+def library_types(scenario: Scenario, base_dir: Path) -> tuple[dict[str, EntityType], list[Problem]]:
+    """Types from ``use`` files, then this file's own; a type defined twice is an error."""
+    from worldmodel.load import read_data  # the loader imports this module
+
+    found: dict[str, EntityType] = {}
+    where: dict[str, str] = {}
+    problems: list[Problem] = []
+    for i, ref in enumerate(scenario.use):
+        path = (base_dir / ref).resolve()
+        try:
+            data = read_data(path)
+        except Exception as err:  # a CruxError or ModelError naming the library file
+            problems.append(Problem(("use", i), str(err)))
+            continue
+        if not isinstance(data, Mapping) or not isinstance(data.get("types"), Mapping):
+            problems.append(Problem(("use", i), f"{ref}: a library file holds `types: {{...}}`"))
+            continue
+        try:
+            types = TYPES.validate_python(data["types"])
+        except ValidationError as err:
+            for e in err.errors(include_url=False):
+                inner = ".".join(str(p) for p in e["loc"])
+                problems.append(Problem(("use", i), f"{ref}: types.{inner}: {e['msg']}"))
+            continue
+        for name, spec in types.items():
+            if name in found:
+                problems.append(Problem(("use", i), f"{ref}: type {name!r} is already defined in {where[name]}"))
+            found[name], where[name] = spec, ref
+    for name, spec in scenario.types.items():
+        if name in found:
+            problems.append(Problem(("types", name), f"type {name!r} is already defined in {where[name]}"))
+        found[name] = spec
+    return found, problems
+
+
+def ground(scenario: Scenario, base_dir: Path, steps: int | None = None) -> tuple[Grounding | None, list[Problem]]:
+    """The flat scenario of a scene (unrolled ``steps`` steps when given)."""
+    if not scenario.entities:
+        return Grounding(scenario), []
+    types, problems = library_types(scenario, base_dir)
+    world = dict(scenario.world.variables)
+    for entity, type_name in scenario.entities.items():
+        if type_name not in types:
+            problems.append(Problem(("entities", entity), unknown("type", type_name, types)))
+        if "." in entity or "@" in entity:
+            problems.append(Problem(("entities", entity), "an entity name cannot contain '.' or '@'"))
+    for i, r in enumerate(scenario.relations):
+        for end in (r.source, r.target):
+            if end not in scenario.entities:
+                problems.append(Problem(("relations", i), unknown("entity", end, scenario.entities)))
+    if problems:
+        return None, problems
+    used = {scenario.entities[e] for e in scenario.entities}
+    varying = _time_varying({t: types[t] for t in used}) if steps is not None else set()
+    builder = _Builder(scenario, types, world, varying, steps)
+    for entity, type_name in scenario.entities.items():
+        for attr, spec in types[type_name].attributes.items():
+            builder.attribute(entity, type_name, attr, spec)
+    problems += builder.problems
+    if problems:
+        return None, problems
+    for name in builder.variables:
+        if name in world:
+            problems.append(Problem(("world", "variables", name), f"clashes with the attribute {name} of an entity"))
+    if problems:
+        return None, problems
+    outcomes: list[str] = []
+    for o in scenario.world.outcomes:
+        outcomes += builder.series.get(o, [o])
+    flat = scenario.world.model_copy(update={"variables": {**builder.variables, **world}, "outcomes": outcomes})
+    grounded = scenario.model_copy(update={"world": flat})
+    if steps is not None:
+        grounded = _at_step_zero(grounded, builder.series)
+    return Grounding(grounded, builder.origin, steps, builder.series), []
+
+
+def _time_varying(types: Mapping[str, EntityType]) -> set[tuple[str, str]]:
+    """(type, attribute) pairs that change over time: those with ``next`` and those that read
+    one (through ``self.``; a relation may reach any type, so through any attribute of that name)."""
+    varying = {(t, a) for t, spec in types.items() for a, attr in spec.attributes.items() if attr.next is not None}
+    changed = True
+    while changed:
+        changed = False
+        names = {a for _, a in varying}
+        for t, spec in types.items():
+            for a, attr in spec.attributes.items():
+                if (t, a) in varying:
+                    continue
+                for parent in attr.parents:
+                    head, _, tail = parent.partition(".")
+                    if (head == "self" and (t, tail) in varying) or (head != "self" and tail and tail in names):
+                        varying.add((t, a))
+                        changed = True
+                        break
+    return varying
+
+
+class _Builder:
+    def __init__(self, scenario: Scenario, types, world, varying, steps):
+        self.scenario, self.types, self.world, self.varying, self.steps = scenario, types, world, varying, steps
+        self.graph = scene_graph(scenario)
+        self.variables: dict[str, Variable] = {}
+        self.origin: dict[str, tuple[PathPart, ...]] = {}
+        self.series: dict[str, list[str]] = {}
+        self.problems: list[Problem] = []
+
+    def is_varying(self, entity: str, attr: str) -> bool:
+        return (self.scenario.entities[entity], attr) in self.varying
+
+    def name(self, entity: str, attr: str, step: int) -> str:
+        return var_name(entity, attr, step if self.is_varying(entity, attr) else None)
+
+    def attribute(self, entity: str, type_name: str, attr: str, spec: Attribute) -> None:
+        at: tuple[PathPart, ...] = ("types", type_name, "attributes", attr)
+        if not self.is_varying(entity, attr):
+            self.add(entity, type_name, attr, spec, spec, None, 0, at)
+            return
+        names = []
+        for t in range(self.steps + 1):  # type: ignore[operator]
+            mechanism, read_at = (spec, t) if t == 0 or spec.next is None else (spec.next, t - 1)
+            where = at if mechanism is spec else (*at, "next")
+            names.append(self.add(entity, type_name, attr, spec, mechanism, t, read_at, where))
+        self.series[var_name(entity, attr, None)] = names
+
+    def add(self, entity, type_name, attr, spec: Attribute, mechanism: Mechanism, step, read_at, at) -> str:
+        name = var_name(entity, attr, step)
+        parents = []
+        for i, ref in enumerate(mechanism.parents):
+            parent = self.parent(entity, type_name, ref, mechanism, read_at, (*at, "parents", i))
+            if parent is None:
+                return name
+            parents.append(parent)
+        self.variables[name] = Variable(
+            states=spec.states, prior=mechanism.prior, parents=parents, table=mechanism.table, strength=spec.strength
+        )
+        self.origin[name] = at
+        return name
+
+    def parent(self, entity, type_name, ref: str, mechanism: Mechanism, step: int, at) -> str | None:
+        head, dot, attr = ref.partition(".")
+        if not dot:
+            if ref not in self.world:
+                self.problems.append(Problem(at, unknown("parent (self.ATTR, RELATION.ATTR or a world variable)", ref, self.world)))
+                return None
+            return ref
+        if head == "self":
+            if attr not in self.types[type_name].attributes:
+                self.problems.append(Problem(at, unknown(f"attribute of {type_name}", attr, self.types[type_name].attributes)))
+                return None
+            return self.name(entity, attr, step)
+        targets = [t for _, t, key in self.graph.out_edges(entity, keys=True) if key == head]
+        for target in targets:
+            target_type = self.types[self.scenario.entities[target]]
+            if attr not in target_type.attributes:
+                self.problems.append(
+                    Problem(at, f"{entity} reaches {target} by {head}, but {target}'s type has no attribute {attr!r}")
+                )
+                return None
+        if mechanism.aggregate is None:
+            if len(targets) != 1:
+                self.problems.append(
+                    Problem(at, f"{entity} reaches {len(targets)} entities by {head}: give `aggregate: any` to fold them")
+                )
+                return None
+            return self.name(targets[0], attr, step)
+        return self.any_of(entity, head, attr, targets, step, at)
+
+    def any_of(self, entity, relation, attr, targets, step, at) -> str:
+        """A chain of deterministic ORs: no when every target's ``attr`` is in its first state."""
+        base = var_name(f"{entity}.{relation}", f"{attr}.any", step if any(self.is_varying(t, attr) for t in targets) else None)
+        if base in self.variables:
+            return base
+        if not targets:
+            self.variables[base] = Variable(states=[NO, YES], prior=[1.0, 0.0], strength=1.0)
+            self.origin[base] = at
+            return base
+        previous = None
+        for k, target in enumerate(targets, 1):
+            name = base if k == len(targets) else f"{base}#{k}"
+            x = self.name(target, attr, step)
+            states = self.types[self.scenario.entities[target]].attributes[attr].states
+            if previous is None:
+                parents, table = [x], {s: _or(False, s != states[0]) for s in states}
+            else:
+                parents = [previous, x]
+                table = {join_key(key): _or(key[0] == YES, key[1] != states[0]) for key in all_keys([[NO, YES], states])}
+            self.variables[name] = Variable(states=[NO, YES], parents=parents, table=table, strength=1.0)
+            self.origin[name] = at
+            previous = name
+        return base
+
+
+def _or(a: bool, b: bool) -> list[float]:
+    return [0.0, 1.0] if a or b else [1.0, 0.0]
+
+
+def _at_step_zero(scenario: Scenario, series: dict[str, list[str]]) -> Scenario:
+    """Facts and priors about a time-varying attribute speak of step 0; values score every step."""
+    if not series:
+        return scenario
+
+    def rename(var: str) -> str:
+        return series[var][0] if var in series else var
+
+    facts = {}
+    for fid, fact in scenario.facts.items():
+        update = {}
+        if fact.observe:
+            update["observe"] = {rename(v): s for v, s in fact.observe.items()}
+        if fact.counts:
+            update["counts"] = fact.counts.model_copy(
+                update={"variable": rename(fact.counts.variable), "given": {rename(v): s for v, s in fact.counts.given.items()}}
+            )
+        facts[fid] = fact.model_copy(update=update)
+    parties = {}
+    for party in ("agent", "human"):
+        spec = getattr(scenario.parties, party)
+        beliefs = spec.beliefs.model_copy(update={"priors": {rename(v): p for v, p in spec.beliefs.priors.items()}})
+        values = {}
+        for o, u in spec.values.items():
+            for name in series.get(o, [o]):
+                values[name] = u
+        parties[party] = spec.model_copy(update={"beliefs": beliefs, "values": values})
+    return scenario.model_copy(
+        update={"facts": facts, "parties": scenario.parties.model_copy(update=parties)}
+    )
