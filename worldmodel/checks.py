@@ -125,6 +125,14 @@ def _check_variable(view: View, name: str, v: Variable) -> list[Problem]:
         out += [Problem((*at, "prior"), m) for m in row_problems(v.prior, v.states)]
     if v.table is not None and v.parents and known_parents:
         out += _check_rows(view, (*at, "table"), name, v, v.table, complete=True)
+    for key, n in v.row_strength.items():
+        where = (*at, "row_strength", key)
+        if not math.isfinite(n) or n <= 0:
+            out.append(Problem(where, f"strength {n} must be a positive number"))
+        elif not v.parents and key != "":
+            out.append(Problem(where, 'a root variable has one row, the prior: key it ""'))
+        elif v.parents and known_parents:
+            out += [p for p in _check_rows(view, (*at, "row_strength"), name, v, {key: [1.0] + [0.0] * (len(v.states) - 1)}, complete=False)]
     return out
 
 

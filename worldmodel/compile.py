@@ -132,6 +132,9 @@ def compile_beliefs(
         if var == network.decision:
             continue
         override = (priors or {}).get(var)
+        strength = torch.full(network.shape(var)[:-1] + (1,), float(spec.strength), dtype=torch.float64)
+        for key, n in spec.row_strength.items():
+            strength[network.row_index(var, key) if spec.parents else ()] = float(n)
         if spec.parents:
             table = torch.empty(network.shape(var), dtype=torch.float64)
             rows = dict(spec.table or {})
@@ -141,7 +144,7 @@ def compile_beliefs(
         else:
             row = override if isinstance(override, list) else spec.prior
             table = torch.tensor(row, dtype=torch.float64)
-        concentration[var] = spec.strength * table
+        concentration[var] = strength * table
     likelihood: dict[str, torch.Tensor] = {}
     for fact in facts:
         if fact.counts is not None:

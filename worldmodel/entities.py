@@ -186,7 +186,12 @@ class _Builder:
                 return name
             parents.append(parent)
         self.variables[name] = Variable(
-            states=spec.states, prior=mechanism.prior, parents=parents, table=mechanism.table, strength=spec.strength
+            states=spec.states,
+            prior=mechanism.prior,
+            parents=parents,
+            table=mechanism.table,
+            strength=spec.strength,
+            row_strength=mechanism.row_strength,
         )
         self.origin[name] = at
         return name

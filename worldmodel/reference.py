@@ -45,7 +45,8 @@ def party_numbers(scenario: Scenario, party: str) -> tuple[Tables, dict[str, Row
                 rows[_key(key)] = list(row)
         else:
             rows[()] = list(overrides.get(var, v.prior))
-        alphas[var] = {k: [v.strength * p for p in row] for k, row in rows.items()}
+        strengths = {_key(k) if v.parents else (): n for k, n in v.row_strength.items()}
+        alphas[var] = {k: [strengths.get(k, v.strength) * p for p in row] for k, row in rows.items()}
     likelihood: dict[str, Row] = {}
     for fact in known:
         if fact.counts is not None:

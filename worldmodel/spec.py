@@ -93,6 +93,11 @@ class Variable(_Strict):
         description="Dirichlet concentration of the prior and of each row: a row p is the mean of "
         "Dirichlet(strength * p). Higher means more certain.",
     )
+    row_strength: dict[Name, Number] = Field(
+        default_factory=dict,
+        description='Concentration of particular rows, overriding `strength` ({"row key": n}; "" for a prior). '
+        "`crux learn` writes it: a row seen in data is more certain than the others.",
+    )
 
 
 class World(_Strict):
@@ -225,6 +230,11 @@ class Mechanism(_Strict):
     )
     table: dict[Name, Probabilities] | None = Field(
         default=None, description='One row per combination of parent states, keyed "p1, p2".'
+    )
+    row_strength: dict[Name, Number] = Field(
+        default_factory=dict,
+        description='Concentration of particular rows, overriding the attribute\'s `strength` ("" for a prior); '
+        "`crux learn` writes it.",
     )
     aggregate: Literal["any", "count"] | None = Field(
         default=None,

@@ -176,3 +176,25 @@ def test_scene_errors_point_at_the_type(tmp_path, edit, needle):
     with pytest.raises(ModelError) as err:
         load_scenario(path)
     assert needle in str(err.value)
+
+
+def test_row_strength_sets_one_rows_certainty(canonical):
+    """A row seen in data (crux learn) carries its own concentration; the reference agrees."""
+    from worldmodel import reference
+
+    data = yaml.safe_load(Path(__file__).resolve().parents[2].joinpath("examples", "squirrel_or_cat.yaml").read_text())
+    data["world"]["variables"]["crash"]["row_strength"] = {"wet, swerve, car": 500}
+    data["world"]["variables"]["road"]["row_strength"] = {"": 3}
+    scenario, problems = validate_data(data)
+    assert not problems
+    model = Model.from_scenario(scenario)
+    assert model.beliefs("world").concentration["road"].tolist() == pytest.approx([1.8, 1.2])
+    answer = Oracle(model, device="cpu", samples=2).ask(Query(do={"action": "swerve"}, given={"road": "wet"}, as_="agent"))
+    expected = reference.ask(scenario, "agent", {"action": "swerve"}, {"road": "wet"}, ["crash"])["crash"]
+    assert answer.outcomes["crash"].p == pytest.approx(expected, abs=1e-12)
+    data["world"]["variables"]["crash"]["row_strength"] = {"wet, swerve, bus": 5, "wet, swerve, car": -1}
+    _, problems = validate_data(data)
+    assert [p.message for p in problems] == [
+        "unknown state of oncoming 'bus' (valid: clear, car)",
+        "strength -1.0 must be a positive number",
+    ]
