@@ -56,6 +56,13 @@ def check(view: View) -> list[Problem]:
     for name, variable in view.variables.items():
         if variable is not None:
             problems += _check_variable(view, name, variable)
+    # a variable with neither states nor a normal law is reported above; elsewhere it is unreadable
+    shapeless = [n for n, v in view.variables.items() if v is not None and v.states is None and v.normal is None]
+    if shapeless:
+        view = View(
+            {n: (None if n in shapeless else v) for n, v in view.variables.items()},
+            view.decision, view.outcomes, view.facts, view.parties,
+        )
     problems += _check_cycles(view)
     problems += _check_world(view)
     for fact_id, fact in view.facts.items():
@@ -72,7 +79,21 @@ def check(view: View) -> list[Problem]:
 
 def _check_variable(view: View, name: str, v: Variable) -> list[Problem]:
     at = (*VARS, name)
+    if v.states is None and v.normal is None:
+        return [Problem(at, "needs `states` (a discrete variable) or `normal` (a continuous one)")]
+    if v.states is not None and v.normal is not None:
+        return [Problem(at, "takes `states` (discrete) or `normal` (continuous), not both")]
+    if v.normal is not None:
+        return _check_continuous(view, name, v)
     out: list[Problem] = []
+    for parent in v.parents:
+        pv = view.var(parent)
+        if pv is not None and pv.normal is not None:
+            out.append(
+                Problem((*at, "parents"), f"a discrete variable cannot depend on the continuous {parent}: discretise it")
+            )
+    if out:
+        return out
     for state, n in Counter(v.states).items():
         if n > 1:
             out.append(Problem((*at, "states"), f"duplicate state {state!r}: states must be unique"))
@@ -87,6 +108,8 @@ def _check_variable(view: View, name: str, v: Variable) -> list[Problem]:
             )
     known_parents = True
     for i, parent in enumerate(v.parents):
+        if parent in view.variables and view.var(parent) is not None and view.var(parent).states is None:
+            known_parents = False
         if parent == name:
             out.append(Problem((*at, "parents", i), f"{name} cannot be its own parent"))
             known_parents = False
@@ -133,6 +156,39 @@ def _check_variable(view: View, name: str, v: Variable) -> list[Problem]:
             out.append(Problem(where, 'a root variable has one row, the prior: key it ""'))
         elif v.parents and known_parents:
             out += [p for p in _check_rows(view, (*at, "row_strength"), name, v, {key: [1.0] + [0.0] * (len(v.states) - 1)}, complete=False)]
+    return out
+
+
+def _check_continuous(view: View, name: str, v: Variable) -> list[Problem]:
+    """A normal variable: no prior or table; every parent weighted (continuous) or offset (discrete)."""
+    at = (*VARS, name)
+    normal = v.normal
+    assert normal is not None
+    out: list[Problem] = []
+    if name == view.decision:
+        return [Problem(at, f"{name} is the decision: it needs discrete `states` (the actions)")]
+    for key in ("prior", "table"):
+        if getattr(v, key) is not None:
+            out.append(Problem((*at, key), f"a continuous variable takes `normal`, not `{key}`"))
+    if v.row_strength:
+        out.append(Problem((*at, "row_strength"), "a continuous variable has no rows"))
+    for i, parent in enumerate(v.parents):
+        if parent not in view.variables:
+            out.append(Problem((*at, "parents", i), unknown("variable", parent, view.variables)))
+            continue
+        pv = view.var(parent)
+        if pv is None:
+            continue
+        if pv.normal is not None and parent not in normal.weights:
+            out.append(Problem((*at, "normal", "weights"), f"give a weight for the continuous parent {parent}"))
+        if pv.normal is None and parent in normal.weights:
+            out.append(Problem((*at, "normal", "weights", parent), f"{parent} is discrete: give `offsets` per state"))
+        for state in normal.offsets.get(parent, {}):
+            if pv.states is not None and state not in pv.states:
+                out.append(Problem((*at, "normal", "offsets", parent, state), unknown(f"state of {parent}", state, pv.states)))
+    for key in (*normal.weights, *normal.offsets):
+        if key not in v.parents:
+            out.append(Problem((*at, "normal"), f"{key!r} is weighted but not listed in `parents`"))
     return out
 
 
@@ -226,6 +282,8 @@ def _state_problem(view: View, at: tuple[PathPart, ...], var: str, state: str, *
         return []
     if var == view.decision and not chosen_ok:
         return [Problem(at, f"{var} is the decision: it is chosen, not observed")]
+    if v.states is None:
+        return [Problem((*at, var), f"{var} is continuous: facts speak of discrete variables (ask with --given {var}=VALUE)")]
     if state not in v.states:
         return [Problem((*at, var), unknown(f"state of {var}", state, v.states))]
     return []
@@ -261,6 +319,8 @@ def _check_fact(view: View, fact_id: str, fact: Fact) -> list[Problem]:
         return out
     if counts.variable == view.decision:
         return out + [Problem((*at, "variable"), f"{counts.variable} is the decision: it has no table to count")]
+    if v.states is None:
+        return out + [Problem((*at, "variable"), f"{counts.variable} is continuous: it has no table to count")]
     for parent in counts.given:
         if parent not in v.parents:
             out.append(
@@ -309,6 +369,8 @@ def _check_party(view: View, party: str, spec: Agent) -> list[Problem]:
             continue
         if var == view.decision:
             out.append(Problem(where, f"{var} is the decision: it has no prior to override"))
+        elif v.states is None:
+            out.append(Problem(where, f"{var} is continuous: it has no prior or rows to override"))
         elif not v.parents:
             if isinstance(override, dict):
                 out.append(Problem(where, f"{var} is a root variable: give its prior as a list [p1, p2, ...]"))
@@ -334,6 +396,9 @@ def _check_party(view: View, party: str, spec: Agent) -> list[Problem]:
             continue
         v = view.var(outcome)
         if v is None:
+            continue
+        if v.states is None:
+            out.append(Problem(where, f"{outcome} is continuous: values score the states of discrete outcomes"))
             continue
         for state, utility in utilities.items():
             if state not in v.states:

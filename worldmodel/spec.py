@@ -66,12 +66,31 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Variable(_Strict):
-    """One discrete variable of the world: its states and its mechanism."""
+class Normal(_Strict):
+    """A continuous variable: normal, its mean linear in its parents."""
 
-    states: list[Name] = Field(
+    intercept: Number = Field(default=0.0, description="The mean when every continuous parent is 0.")
+    weights: dict[Name, Number] = Field(
+        default_factory=dict, description="Continuous parents: the mean adds weight x the parent's value."
+    )
+    offsets: dict[Name, dict[Name, Number]] = Field(
+        default_factory=dict, description="Discrete parents: the mean adds the offset of the parent's state (unlisted: 0)."
+    )
+    scale: Number = Field(gt=0, description="Standard deviation around the mean.")
+
+
+class Variable(_Strict):
+    """One variable of the world: its states (or a normal law) and its mechanism."""
+
+    states: list[Name] | None = Field(
+        default=None,
         min_length=2,
-        description="The variable's states, unique strings, at least two. Quote yes/no/on/off/true/false.",
+        description="A discrete variable's states, unique strings, at least two. Quote yes/no/on/off/true/false.",
+    )
+    normal: Normal | None = Field(
+        default=None,
+        description="A continuous variable instead of `states`: normal with mean linear in its parents "
+        "(list them in `parents`). Answers on it are sampled, or exact when every variable it depends on is normal.",
     )
     prior: Probabilities | None = Field(
         default=None,
@@ -247,7 +266,12 @@ class Mechanism(_Strict):
 class Attribute(Mechanism):
     """One attribute of an entity type: a discrete variable of every entity of that type."""
 
-    states: list[Name] = Field(min_length=2, description="The attribute's states (the first is its 'none' state).")
+    states: list[Name] | None = Field(
+        default=None, min_length=2, description="The attribute's states (the first is its 'none' state)."
+    )
+    normal: Normal | None = Field(
+        default=None, description="A continuous attribute instead of `states` (parents as for variables)."
+    )
     strength: Number = Field(default=10.0, gt=0, description="Dirichlet concentration of each row, as for variables.")
     next: Mechanism | None = Field(
         default=None,

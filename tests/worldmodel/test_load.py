@@ -617,7 +617,7 @@ BROKEN = [
         rename(var("crash", "strength"), "stregth"),
         [
             "world.variables.crash: unknown key 'stregth'; did you mean 'strength'? "
-            "(valid: states, prior, parents, table, strength, row_strength)"
+            "(valid: states, normal, prior, parents, table, strength, row_strength)"
         ],
         id="variable-key-typo-stregth",
     ),
@@ -652,7 +652,9 @@ BROKEN = [
         drop(("facts", "radar", "source")), ["facts.radar: missing required key 'source'"], id="missing-source"
     ),
     pytest.param(
-        drop(var("road", "states")), ["world.variables.road: missing required key 'states'"], id="missing-states"
+        drop(var("road", "states")),
+        ["world.variables.road: needs `states` (a discrete variable) or `normal` (a continuous one)"],
+        id="missing-states"
     ),
 ]
 
@@ -934,7 +936,7 @@ def test_all_problems_are_reported(example: dict, write) -> None:
     expect_problems(
         write(example),
         "world.variables.crash: unknown key 'stregth'; did you mean 'strength'? "
-        "(valid: states, prior, parents, table, strength, row_strength)",
+        "(valid: states, normal, prior, parents, table, strength, row_strength)",
         "world.variables.road.prior: sums to 1.1, not 1 (tolerance 1e-06)",
         "facts.radar.reliability: reliability 1.5 is out of range: use a probability in [0, 1]",
         f"parties.human.beliefs.knows[0]: unknown fact 'camra'; did you mean 'camera'? (valid: {FACTS})",
