@@ -80,13 +80,13 @@ def differences(oracle: Oracle, a: BeliefGraph, b: BeliefGraph) -> list[Differen
         query = Query(do=do, outcomes=upstream)
         ma, mb = oracle.posterior_means([query, query], [a.state, b.state])
         for var in upstream:
-            if "#" in var:  # a link of an aggregate's chain (worldmodel.entities): internal, not a belief
+            if "#" in var or var in net.continuous:  # an aggregate's chain link (internal); a density
                 continue
             pa, pb = ma[var].tolist(), mb[var].tolist()
             if max(abs(x - y) for x, y in zip(pa, pb)) > TOLERANCE:
                 out.append(Difference(var, None, pa, pb, _causes(a, b, var)))
     for var in net.order:
-        if not net.parents[var] or var == net.decision or "#" in var:
+        if not net.parents[var] or var == net.decision or "#" in var or var in net.continuous:
             continue
         ta, tb = a.state.mean(var), b.state.mean(var)
         rows = ((ta - tb).abs().amax(-1) > TOLERANCE).nonzero().tolist()

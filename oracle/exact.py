@@ -105,9 +105,9 @@ class ExactEngine:
         """
         net = self.network
         soft = [v for v in likelihood if v not in do]
-        any_table = next(iter(tables.values()))
-        like = {"dtype": any_table.dtype, "device": any_table.device}
-        samples, batch = any_table.shape[0], do_states.shape[0]
+        any_table = next(iter(tables.values()), None)  # none when only intervened variables are asked about
+        like = {"dtype": torch.float64 if any_table is None else any_table.dtype, "device": do_states.device}
+        samples, batch = (1 if any_table is None else any_table.shape[0]), do_states.shape[0]
         hot = {}
         for columns, names in ((do_states, do), (given_states, given)):
             for j, var in enumerate(names):
@@ -123,9 +123,7 @@ class ExactEngine:
                 )
             operands: list[torch.Tensor] = [torch.ones(samples, batch, **like)]  # fixes the output's axes
             subscripts = [_SAMPLE + _BATCH]
-            for var in net.order:
-                if var not in needed:
-                    continue
+            for var in sorted(needed, key=net.position.__getitem__):
                 axes = self._symbol[var]
                 if var in do:
                     operands.append(hot[var])
@@ -144,7 +142,7 @@ class ExactEngine:
                     subscripts.append((_BATCH if vec.dim() == 2 else "") + axes)
             equation = ",".join(subscripts) + "->" + _SAMPLE + _BATCH + self._symbol[target]
             expr, largest = _plan(equation, tuple(tuple(op.shape) for op in operands))
-            itemsize = any_table.element_size()
+            itemsize = torch.empty((), dtype=like["dtype"]).element_size()
             if self.max_bytes is not None and largest * itemsize > self.max_bytes:
                 raise TooLarge(target, largest, itemsize, self.max_bytes)
             joint = expr(*operands, backend="torch")

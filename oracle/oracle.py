@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Literal
 
+import networkx as nx
 import torch
 
 from oracle.device import resolve_device
-from oracle.exact import ExactEngine, ImpossibleEvidence, TooLarge
+from oracle.exact import ExactEngine, ImpossibleEvidence, TooLarge, relevant
+from oracle.gaussian import Z90, gaussian_marginals
 from oracle.params import draw_tables
-from oracle.query import Answer, Distribution, Query, QueryError, Resolved, resolve
+from oracle.query import Answer, Density, Distribution, Query, QueryError, Resolved, resolve
 from oracle.sample import Sampler
 from worldmodel.compile import BeliefState
 from worldmodel.model import Model
@@ -75,7 +78,7 @@ class Oracle:
         self.particles = particles
         self._engine = ExactEngine(model.network, max_bytes=max_bytes)
         self._sampler = Sampler(model.network)
-        self._draws: OrderedDict[int, tuple[BeliefState, dict[str, torch.Tensor]]] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, bool], tuple[BeliefState, dict[str, torch.Tensor]]] = OrderedDict()
 
     # -- public ------------------------------------------------------------------------
 
@@ -93,13 +96,18 @@ class Oracle:
         for r, (post, method, stderr) in zip(resolved, results):
             outcomes = {}
             for t in r.outcomes:
+                if t in net.continuous:
+                    mean, sd, low, high = post[t][0].tolist()
+                    se = None if stderr is None or t not in stderr else float(stderr[t][0])
+                    outcomes[t] = Density(mean=mean, sd=sd, interval=[low, high], stderr=se)
+                    continue
                 drawn = post[t][1:] if len(post[t]) > 1 else post[t]  # certain numbers: a point interval
                 bounds = torch.nanquantile(drawn, torch.tensor(INTERVAL, dtype=post[t].dtype), dim=0)
                 outcomes[t] = Distribution(
                     states=list(net.states[t]),
                     p=post[t][0].tolist(),
                     interval=bounds.T.tolist(),
-                    stderr=None if stderr is None else stderr[t].tolist(),
+                    stderr=None if stderr is None or t not in stderr else stderr[t].tolist(),
                 )
             answers.append(Answer(query=r.query, method=method, device=self.device.type, outcomes=outcomes))
         return answers
@@ -156,80 +164,170 @@ class Oracle:
         return out
 
     def _answer(self, members: list[Resolved], states: list[BeliefState], draws: bool) -> tuple:
-        """One group: exact if it fits (or is forced), else sampled."""
-        if self.method != "sampled":
-            try:
-                return self._contract(members, states, draws), "exact", None
-            except TooLarge:
-                if self.method == "exact":
-                    raise
-        return self._sample(members, states, draws)
+        """One group, target by target: discrete targets exact if the contraction fits (or is
+        forced), else sampled; continuous ones exact in closed form when everything they touch
+        is normal, else sampled.  The method is ``sampled`` if any target was."""
+        by_kind: dict[str, list[str]] = {}
+        for t in members[0].outcomes:
+            by_kind.setdefault(self._kind(replace(members[0], outcomes=(t,))), []).append(t)
+        if "mixed" in by_kind and self.method == "exact":
+            raise QueryError(
+                "exact inference covers discrete networks and purely normal ones; this query mixes discrete and "
+                "continuous variables: use --method sampled (or auto)"
+            )
+        posts: dict[str, torch.Tensor] = {}
+        errors: dict[str, torch.Tensor] = {}
+        sampled: list[str] = list(by_kind.get("mixed", []))
+        if by_kind.get("normal"):
+            if self.method == "sampled":
+                sampled += by_kind["normal"]
+            else:
+                posts.update(self._gaussian(_with_targets(members, by_kind["normal"]), states))
+        if by_kind.get("discrete"):
+            if self.method == "sampled":
+                sampled += by_kind["discrete"]
+            else:
+                try:
+                    posts.update(self._contract(_with_targets(members, by_kind["discrete"]), states, draws))
+                except TooLarge:
+                    if self.method == "exact":
+                        raise
+                    sampled += by_kind["discrete"]
+        if sampled:
+            found, _, found_errors = self._sample(_with_targets(members, sampled), states, draws)
+            posts.update(found)
+            errors.update(found_errors)
+        return posts, "sampled" if sampled else "exact", errors or None
+
+    def _kind(self, r: Resolved) -> str:
+        """discrete, normal (every variable touched is continuous) or mixed."""
+        net = self.model.network
+        if not net.continuous:
+            return "discrete"
+        do, given = [v for v, _ in r.do], [v for v, _ in r.given]
+        if any(v in net.continuous for v in given):  # evidence that cannot inform the targets is no reason to sample
+            cut = net.graph.copy()
+            cut.remove_edges_from([(p, v) for v in do for p in net.parents[v]])
+            given = [
+                g for g in given
+                if not nx.is_d_separator(cut, set(r.outcomes) - {g}, {g}, set(given) - {g} - set(r.outcomes))
+            ]
+        needed = relevant(net, r.outcomes, do, given)
+        touched = needed & net.continuous
+        if not touched:
+            return "discrete"
+        constants = {v for v in do if v not in net.continuous}  # a set discrete variable only shifts means
+        return "normal" if touched == needed - constants else "mixed"
+
+    def _gaussian(self, members: list[Resolved], states: list[BeliefState]) -> dict[str, torch.Tensor]:
+        """Closed-form answers, one query at a time: ``{target: (1, B, 4)}`` mean, sd, 90% interval."""
+        net = self.model.network
+        out = {t: torch.empty(1, len(members), 4, dtype=torch.float64) for t in members[0].outcomes}
+        for b, (r, state) in enumerate(zip(members, states)):
+            do, given = dict(r.do), dict(r.given)
+            needed = relevant(net, r.outcomes, list(do), list(given))
+            answers = gaussian_marginals(net, state, sorted(needed), do, given, r.outcomes)
+            for t, (mean, sd) in answers.items():
+                out[t][0, b] = torch.tensor([mean, sd, mean - Z90 * sd, mean + Z90 * sd], dtype=torch.float64)
+        return out
 
     def _inputs(self, members: list[Resolved], states: list[BeliefState]):
-        """Likelihoods and the batch's intervention and evidence indices, on the device."""
+        """Likelihoods, the batch's discrete intervention and evidence indices, and the targets."""
+        net = self.model.network
         observed = dict.fromkeys(v for s in states for v in s.likelihood)
         likelihood = _stack_or_share(
             {v: [s.likelihood.get(v) for s in states] for v in observed},
-            lambda v: torch.ones(self.model.network.card(v), dtype=torch.float64),
+            lambda v: torch.ones(net.card(v), dtype=torch.float64),
         )
 
-        def indices(rows: list[tuple[tuple[str, int], ...]]) -> torch.Tensor:
-            values = [[i for _, i in row] for row in rows]
+        def indices(rows: list[tuple[tuple[str, int | float], ...]]) -> torch.Tensor:
+            values = [[int(i) for v, i in row if v not in net.continuous] for row in rows]
             return torch.tensor(values, dtype=torch.long, device=self.device).reshape(len(rows), -1)
 
         first = members[0]
         return (
             {v: t.to(self.device, self.dtype) for v, t in likelihood.items()},
-            [v for v, _ in first.do],
+            [v for v, _ in first.do if v not in net.continuous],
             indices([r.do for r in members]),
-            [v for v, _ in first.given],
+            [v for v, _ in first.given if v not in net.continuous],
             indices([r.given for r in members]),
             first.outcomes,
         )
 
+    def _continuous_inputs(self, members: list[Resolved]) -> dict:
+        """Values ``(B,)`` at which continuous variables are set or seen."""
+        net = self.model.network
+
+        def values(pairs_of: str) -> dict[str, torch.Tensor]:
+            names = [v for v, _ in getattr(members[0], pairs_of) if v in net.continuous]
+            return {
+                v: torch.tensor([dict(getattr(r, pairs_of))[v] for r in members], dtype=self.dtype, device=self.device)
+                for v in names
+            }
+
+        return {"set_values": values("do"), "seen_values": values("given")}
+
+    def _needed(self, members: list[Resolved], states: list[BeliefState]) -> set[str]:
+        """The variables a group's answers can depend on: only their tables are prepared."""
+        r = members[0]
+        soft = {v for s in states for v in s.likelihood}
+        return relevant(self.model.network, r.outcomes, [v for v, _ in r.do], [*(v for v, _ in r.given), *soft])
+
     def _contract(self, members: list[Resolved], states: list[BeliefState], draws: bool) -> dict[str, torch.Tensor]:
-        return self._engine.marginals(self._tables(states, draws), *self._inputs(members, states))
+        tables = self._tables(states, draws, self._needed(members, states))
+        return self._engine.marginals(tables, *self._inputs(members, states))
 
     def _sample(self, members: list[Resolved], states: list[BeliefState], draws: bool) -> tuple:
         """The mean answer and its standard errors from ``particles`` particles; with draws, the
         interval from :data:`INTERVAL_DRAWS` parameter draws of ``particles / draws`` particles each."""
         inputs = self._inputs(members, states)
+        needed = self._needed(members, states)
+        extra = {"normal": states[0].normal, "only": needed, **self._continuous_inputs(members)}
         generator = torch.Generator(device=self.device).manual_seed(self.seed)
-        mean = self._sampler.marginals(self._tables(states, False), *inputs, self.particles, generator)
+        mean = self._sampler.marginals(self._tables(states, False, needed), *inputs, self.particles, generator, **extra)
         posts = mean.p
-        if draws and not all(s.certain for s in states):
+        if draws and not all(s.certain for s in states) and states[0].concentration:
             count = min(self.samples, INTERVAL_DRAWS)
-            tables = {v: t[: count + 1] for v, t in self._tables(states, True).items()}
-            drawn = self._sampler.marginals(tables, *inputs, max(100, self.particles // count), generator)
-            posts = {t: torch.cat([mean.p[t], drawn.p[t][1:]], dim=0) for t in posts}
+            tables = {v: t[: count + 1] for v, t in self._tables(states, True, needed).items()}
+            drawn = self._sampler.marginals(tables, *inputs, max(100, self.particles // count), generator, **extra)
+            net = self.model.network
+            posts = {t: mean.p[t] if t in net.continuous else torch.cat([mean.p[t], drawn.p[t][1:]], dim=0) for t in posts}
         return posts, "sampled", {t: e[0] for t, e in mean.stderr.items()}
 
-    def _tables(self, states: list[BeliefState], draws: bool) -> dict[str, torch.Tensor]:
-        """Tables on the device: ``(S, ...)`` when all queries share beliefs, else ``(S, B, ...)``.
-        Beliefs without uncertainty need no draws: their tables have S = 1."""
+    def _tables(self, states: list[BeliefState], draws: bool, needed: set[str]) -> dict[str, torch.Tensor]:
+        """The needed tables on the device: ``(S, ...)`` when all queries share beliefs, else
+        ``(S, B, ...)``.  Beliefs without uncertainty need no draws: their tables have S = 1."""
         unique = {id(s): s for s in states}
         draws = draws and not all(s.certain for s in unique.values())
-        if draws:
-            per_state = {key: self._draw(s) for key, s in unique.items()}
-        else:
-            per_state = {key: {v: s.mean(v).unsqueeze(0) for v in s.concentration} for key, s in unique.items()}
+        names = [v for v in next(iter(unique.values())).concentration if v in needed]
+        per_state = {key: self._prepared(s, names, draws) for key, s in unique.items()}
         if len(unique) == 1:
-            return {v: t.to(self.device, self.dtype) for v, t in next(iter(per_state.values())).items()}
-        names = next(iter(unique.values())).concentration.keys()
-        stacked = _stack_or_share({v: [per_state[id(s)][v] for s in states] for v in names}, None, dim=1)
-        return {v: t.to(self.device, self.dtype) for v, t in stacked.items()}
+            return next(iter(per_state.values()))
+        return _stack_or_share({v: [per_state[id(s)][v] for s in states] for v in names}, None, dim=1)
 
-    def _draw(self, state: BeliefState) -> dict[str, torch.Tensor]:
-        """Mean and draws of every table of a belief state, on the device (a small cache)."""
-        key = id(state)
-        if key in self._draws and self._draws[key][0] is state:
-            self._draws.move_to_end(key)
-            return self._draws[key][1]
-        tables = {v: t.to(self.device, self.dtype) for v, t in draw_tables(state, self.samples, self.seed).items()}
-        self._draws[key] = (state, tables)
-        if len(self._draws) > 16:
-            self._draws.popitem(last=False)
-        return tables
+    def _prepared(self, state: BeliefState, names: list[str], draws: bool) -> dict[str, torch.Tensor]:
+        """The mean (and with ``draws`` the draws) of these tables of a belief state, on the device;
+        made once per table and kept in a small cache of belief states."""
+        key = (id(state), draws)
+        if key in self._cache and self._cache[key][0] is state:
+            self._cache.move_to_end(key)
+        else:
+            self._cache[key] = (state, {})
+            if len(self._cache) > 64:
+                self._cache.popitem(last=False)
+        made = self._cache[key][1]
+        missing = [v for v in names if v not in made]
+        if missing:
+            if draws:
+                fresh = draw_tables(state, self.samples, self.seed, missing)
+            else:
+                fresh = {v: state.mean(v).unsqueeze(0) for v in missing}
+            made.update({v: t.to(self.device, self.dtype) for v, t in fresh.items()})
+        return {v: made[v] for v in names}
+
+
+def _with_targets(members: list[Resolved], targets: list[str]) -> list[Resolved]:
+    return [replace(r, outcomes=tuple(t for t in r.outcomes if t in targets)) for r in members]
 
 
 def _stack_or_share(per_query: dict[str, list], fill, dim: int = 0) -> dict[str, torch.Tensor]:

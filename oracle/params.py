@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Iterable
+
 import torch
 
 from worldmodel.compile import BeliefState
@@ -25,16 +28,25 @@ def dirichlet_draws(alpha: torch.Tensor, samples: int, seed: int) -> torch.Tenso
         return _draw(alpha, samples)
 
 
-def draw_tables(beliefs: BeliefState, samples: int, seed: int) -> dict[str, torch.Tensor]:
-    """``{var: (1 + samples, *table shape)}`` on the CPU in float64: index 0 is the
-    posterior mean, then ``samples`` independent draws of each row from its
-    Dirichlet.  Seeded, so answers are reproducible.
+def variable_seed(seed: int, var: str) -> int:
+    """A seed of each variable's own stream: draws do not depend on which other tables are drawn."""
+    return (seed * 1_000_003 + zlib.crc32(var.encode("utf-8"))) % (2**63)
+
+
+def draw_tables(
+    beliefs: BeliefState, samples: int, seed: int, names: Iterable[str] | None = None
+) -> dict[str, torch.Tensor]:
+    """``{var: (1 + samples, *table shape)}`` on the CPU in float64 for ``names`` (default: every
+    table): index 0 is the posterior mean, then ``samples`` independent draws of each row from its
+    Dirichlet.  Seeded per variable, so answers are reproducible however the tables are grouped.
     """
+    chosen = list(beliefs.concentration if names is None else names)
     if beliefs.certain:
-        return {var: beliefs.mean(var).unsqueeze(0).expand(samples + 1, *alpha.shape) for var, alpha in beliefs.concentration.items()}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # one stream for all tables: seeds s and s + 1 share no draws
-        return {
-            var: torch.cat([beliefs.mean(var).unsqueeze(0), _draw(alpha, samples)], dim=0)
-            for var, alpha in beliefs.concentration.items()
-        }
+        return {v: beliefs.mean(v).unsqueeze(0).expand(samples + 1, *beliefs.concentration[v].shape) for v in chosen}
+    out = {}
+    for var in chosen:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(variable_seed(seed, var))
+            draws = _draw(beliefs.concentration[var], samples)
+        out[var] = torch.cat([beliefs.mean(var).unsqueeze(0), draws], dim=0)
+    return out

@@ -6,6 +6,7 @@ lines and (later) of the HTTP server.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,13 +50,23 @@ class Distribution(BaseModel):
     stderr: list[float] | None = Field(default=None, description="Monte Carlo standard error (sampled answers only).")
 
 
+class Density(BaseModel):
+    """The answer for one continuous outcome variable."""
+
+    kind: Literal["continuous"] = Field(default="continuous", description="Marks a continuous outcome.")
+    mean: float = Field(description="Posterior mean of the value.")
+    sd: float = Field(description="Posterior standard deviation of the value.")
+    interval: list[float] = Field(description="90% predictive interval [low, high] of the value.")
+    stderr: float | None = Field(default=None, description="Monte Carlo standard error of the mean (sampled only).")
+
+
 class Answer(BaseModel):
     """The oracle's answer to one query."""
 
     query: Query = Field(description="The query, with names as the model spells them and defaults filled in.")
     method: Literal["exact", "sampled"] = Field(description="How the probabilities were computed.")
     device: str = Field(description="Where they were computed (cpu, cuda).")
-    outcomes: dict[str, Distribution] = Field(description="One distribution per outcome variable.")
+    outcomes: dict[str, Distribution | Density] = Field(description="One distribution per outcome variable.")
 
     def to_json(self) -> dict:
         return self.model_dump(by_alias=True, exclude_none=True)
@@ -67,8 +78,9 @@ class Resolved:
 
     query: Query
     party: Party
-    do: tuple[tuple[str, int], ...]
-    given: tuple[tuple[str, int], ...]
+    do: tuple[tuple[str, int | float], ...]
+    """(variable, state index), or (variable, value) for a continuous one."""
+    given: tuple[tuple[str, int | float], ...]
     outcomes: tuple[str, ...]
 
     @property
@@ -77,7 +89,7 @@ class Resolved:
         return (self.party, tuple(v for v, _ in self.do), tuple(v for v, _ in self.given), self.outcomes)
 
 
-def _match(name: str, valid: Sequence[str], kind: str) -> str:
+def _match(name: str, valid: Sequence[str] | Mapping[str, int], kind: str) -> str:
     if name in valid:
         return name
     folded = [v for v in valid if v.casefold() == name.strip().casefold()]
@@ -92,12 +104,18 @@ def resolve(query: Query, network: Network, parties: Sequence[Party], default_pa
     if party not in parties:
         raise QueryError(f"this model has no party {party!r}: ask as {' or '.join(parties)}")
 
-    def assignments(items: Mapping[str, str], what: str) -> tuple[tuple[str, int], ...]:
-        out = {}
+    def assignments(items: Mapping[str, str], what: str) -> tuple[tuple[str, int | float], ...]:
+        out: dict[str, int | float] = {}
         for var, state in items.items():
-            name = _match(var, network.order, f"variable in {what}")
-            out[name] = network.states[name].index(_match(state, network.states[name], f"state of {name}"))
+            name = _match(var, network.position, f"variable in {what}")
+            if name in network.continuous:
+                out[name] = _number(name, state)
+            else:
+                out[name] = network.states[name].index(_match(state, network.states[name], f"state of {name}"))
         return tuple(out.items())
+
+    def text(name: str, value: int | float) -> str:
+        return f"{value:g}" if name in network.continuous else network.states[name][int(value)]
 
     do, given = assignments(query.do, "do"), assignments(query.given, "given")
     both = sorted(set(dict(do)) & set(dict(given)))
@@ -109,16 +127,26 @@ def resolve(query: Query, network: Network, parties: Sequence[Party], default_pa
     if decision in dict(given):
         raise QueryError(f"{decision} is the decision: set it with do {decision}=<action>, it cannot be observed")
     if query.outcomes:
-        outcomes = tuple(dict.fromkeys(_match(o, network.order, "outcome variable") for o in query.outcomes))
+        outcomes = tuple(dict.fromkeys(_match(o, network.position, "outcome variable") for o in query.outcomes))
     else:
         outcomes = network.outcomes or tuple(v for v in network.order if v not in dict(do) and v not in dict(given))
     echo = Query(
-        do={v: network.states[v][i] for v, i in do},
-        given={v: network.states[v][i] for v, i in given},
+        do={v: text(v, i) for v, i in do},
+        given={v: text(v, i) for v, i in given},
         outcomes=list(outcomes),
         as_=party,
     )
     return Resolved(query=echo, party=party, do=do, given=given, outcomes=outcomes)
+
+
+def _number(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise QueryError(f"{name} is continuous: give a number, not {text!r}") from None
+    if not math.isfinite(value):
+        raise QueryError(f"{name}: {text!r} is not a finite number")
+    return value
 
 
 _QUESTION = re.compile(

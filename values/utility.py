@@ -27,8 +27,10 @@ class Utility:
 
     @classmethod
     def from_values(cls, values: Mapping[str, Mapping[str, float]], network: Network) -> Utility:
-        vectors = {
-            o: tuple(float(values.get(o, {}).get(s, 0.0)) for s in network.states[o]) for o in network.outcomes
+        vectors = {  # continuous outcomes have no states to score
+            o: tuple(float(values.get(o, {}).get(s, 0.0)) for s in network.states[o])
+            for o in network.outcomes
+            if o not in network.continuous
         }
         return cls(vectors)
 

@@ -238,10 +238,9 @@ def _check_cycles(view: View) -> list[Problem]:
     for name, v in view.variables.items():
         if v is not None:
             graph.add_edges_from((p, name) for p in v.parents if p in view.variables and p != name)
-    try:
-        cycle = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
+    if nx.is_directed_acyclic_graph(graph):
         return []
+    cycle = nx.find_cycle(graph)
     names = [edge[0] for edge in cycle] + [cycle[0][0]]
     return [
         Problem(

@@ -19,7 +19,7 @@ import networkx as nx
 import torch
 
 from worldmodel.rows import split_key
-from worldmodel.spec import Fact, PriorOverride, Scenario
+from worldmodel.spec import Fact, Normal, PriorOverride, Scenario
 
 Party = Literal["agent", "human", "world"]
 PARTIES: tuple[Party, ...] = ("agent", "human", "world")
@@ -31,9 +31,11 @@ class Network:
 
     order: tuple[str, ...]
     states: Mapping[str, tuple[str, ...]]
+    """A discrete variable's states; () for a continuous one."""
     parents: Mapping[str, tuple[str, ...]]
     decision: str | None = None
     outcomes: tuple[str, ...] = ()
+    continuous: frozenset[str] = frozenset()
 
     @classmethod
     def build(
@@ -42,18 +44,26 @@ class Network:
         parents: Mapping[str, Sequence[str]],
         decision: str | None = None,
         outcomes: Sequence[str] = (),
+        continuous: Sequence[str] = (),
     ) -> Network:
         graph = nx.DiGraph()
         graph.add_nodes_from(states)
         graph.add_edges_from((p, v) for v, ps in parents.items() for p in ps)
-        order = tuple(nx.lexicographical_topological_sort(graph, key=list(states).index))
+        position = {v: i for i, v in enumerate(states)}
+        order = tuple(nx.lexicographical_topological_sort(graph, key=position.__getitem__))
         return cls(
             order=order,
             states={v: tuple(states[v]) for v in order},
             parents={v: tuple(parents.get(v, ())) for v in order},
             decision=decision,
             outcomes=tuple(outcomes),
+            continuous=frozenset(continuous),
         )
+
+    @cached_property
+    def position(self) -> dict[str, int]:
+        """Each variable's place in the topological order."""
+        return {v: i for i, v in enumerate(self.order)}
 
     def card(self, var: str) -> int:
         return len(self.states[var])
@@ -89,6 +99,8 @@ class BeliefState:
 
     concentration: Mapping[str, torch.Tensor]
     likelihood: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    normal: Mapping[str, Normal] = field(default_factory=dict)
+    """Continuous variables' laws (normal, mean linear in the parents)."""
     certain: bool = False
     """Numbers stated without uncertainty (a BIF network): every draw is the mean."""
 
@@ -100,10 +112,11 @@ class BeliefState:
 def network_of(scenario: Scenario) -> Network:
     world = scenario.world
     return Network.build(
-        states={v: spec.states for v, spec in world.variables.items()},
+        states={v: spec.states or () for v, spec in world.variables.items()},
         parents={v: spec.parents for v, spec in world.variables.items()},
         decision=world.decision,
         outcomes=world.outcomes,
+        continuous=[v for v, spec in world.variables.items() if spec.normal is not None],
     )
 
 
@@ -127,9 +140,13 @@ def compile_beliefs(
     multiply into the likelihood of their variables, weighted by reliability.
     """
     concentration: dict[str, torch.Tensor] = {}
+    normal: dict[str, Normal] = {}
     for var in network.order:
         spec = scenario.world.variables[var]
         if var == network.decision:
+            continue
+        if spec.normal is not None:
+            normal[var] = spec.normal
             continue
         override = (priors or {}).get(var)
         strength = torch.full(network.shape(var)[:-1] + (1,), float(spec.strength), dtype=torch.float64)
@@ -155,7 +172,7 @@ def compile_beliefs(
         for var, state in (fact.observe or {}).items():
             vec = soft_likelihood(network.card(var), network.states[var].index(state), fact.weight)
             likelihood[var] = likelihood[var] * vec if var in likelihood else vec
-    return BeliefState(concentration=concentration, likelihood=likelihood)
+    return BeliefState(concentration=concentration, likelihood=likelihood, normal=normal)
 
 
 def party_beliefs(scenario: Scenario, network: Network, party: Party) -> BeliefState:

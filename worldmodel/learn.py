@@ -173,6 +173,8 @@ def learn_file(
         raise CruxError(f"{out}: is the model file itself: give another --out, or --force to overwrite it")
     if _same(out, data_csv):
         raise CruxError(f"{out}: is the data file: give another --out")
+    if not out.parent.is_dir():
+        raise CruxError(f"{out}: no such folder {out.parent}")
     base_dir = model_path.parent
     raw = read_data(model_path)
     header, lines = _read_csv(data_csv)
@@ -240,7 +242,7 @@ def learn_file(
     for target, rows in pooled.items():
         attr, mech = libraries.mechanism(target)
         states = _states_at(target, variables, origin)
-        learned, before[target] = _learn_rows(mech, attr.get("strength", 10.0), rows, states)
+        learned, before[target] = _learn_rows(mech, attr.get("strength", 10), rows, states)
         report.learned[_label(target)] = learned
     _learn_party_rows(out_data, plain.origin, before, report)
 
@@ -338,7 +340,8 @@ def _encode(
 def _is_aggregate(var: str, origin: Mapping[str, tuple[PathPart, ...]]) -> bool:
     """A variable of the deterministic chain that folds a relation (``f1.in_path_of.x.any``, ``...#k``)."""
     name = _STEP.sub("", var)
-    return "#" in name or name.endswith(".any") or "parents" in origin.get(var, ())
+    at = origin.get(var, ())
+    return "#" in name or name.endswith(".any") or (len(at) >= 6 and at[-2] == "parents")  # (..., parents, i)
 
 
 def _fill_deterministic(
@@ -582,7 +585,7 @@ def _write(path: Path, data: dict[str, Any]) -> None:
     if path.suffix.lower() == ".json":
         text = json.dumps(data, indent=2) + "\n"
     else:
-        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100)
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as err:

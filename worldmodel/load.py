@@ -22,7 +22,10 @@ SCENARIO_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, but a repeated key is an error instead of silently winning."""
+    """PyYAML's safe loader, but a repeated key is an error instead of silently winning.
+
+    The pure-Python parser, not libyaml's: slower on huge scenes (about 3x), but its syntax
+    errors say what was expected and what was found, and they are the same on every machine."""
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from oracle.query import Answer
+from oracle.query import Answer, Density
 
 BAR_WIDTH = 20
 
@@ -29,6 +29,11 @@ def answer_table(answer: Answer, title: str | None = None) -> Table:
     table.add_column("90% interval", justify="right")
     table.add_column("")
     for name, dist in answer.outcomes.items():
+        if isinstance(dist, Density):
+            low, high = dist.interval
+            shown = f"{dist.mean:.4g} (sd {dist.sd:.3g})" + ("" if dist.stderr is None else f" ± {dist.stderr:.2g}")
+            table.add_row(name, "mean", shown, f"{low:.4g} – {high:.4g}", "")
+            continue
         for i, (state, p) in enumerate(zip(dist.states, dist.p)):
             low, high = dist.interval[i]
             shown = f"{p:.4f}" if dist.stderr is None else f"{p:.4f} ± {dist.stderr[i]:.4f}"

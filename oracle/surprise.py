@@ -92,10 +92,15 @@ def threshold(p: Sequence[float], level: float = LEVEL) -> float:
     probs = [float(x) for x in p if x > 0]
     if not probs:
         raise ValueError("a predictive distribution needs a state of positive probability")
-    for s in sorted({-math.log(x) for x in probs}):
-        if sum(x for x in probs if -math.log(x) > s) <= level:
+    for s in sorted({_surprise(x) for x in probs}):
+        if sum(x for x in probs if _surprise(x) > s) <= level:
             return s
     raise AssertionError("unreachable: the largest surprise has an empty tail")
+
+
+def _surprise(p: float) -> float:
+    """``-log p`` in nats (0.0, not -0.0, for a certain outcome)."""
+    return -math.log(p) if p < 1 else 0.0
 
 
 # -- reading a stream ----------------------------------------------------------------------------
@@ -338,7 +343,7 @@ class Watch:
             probs = predictive.tolist()
             p = probs[at[1]] if at is not None else 0.0
             limit = threshold(probs, self.level)
-        surprise = -math.log(p) if p > 0 else None
+        surprise = _surprise(p) if p > 0 else None
         record.update(
             p=p,
             surprise=surprise,
@@ -415,15 +420,17 @@ def _check(observations: Sequence[Observation], entities: Mapping[str, str], lib
         if obs.entity not in entities:
             raise CruxError(f"{where}: {unknown('entity', obs.entity, entities)}")
         own = library[entities[obs.entity]]
-        holders = [spec for spec in library.values() if obs.attribute in spec.attributes]
+        holders = [spec.attributes[obs.attribute] for spec in library.values() if obs.attribute in spec.attributes]
         if obs.attribute in own.attributes:
             states = own.attributes[obs.attribute].states
         elif holders:
-            states = list(dict.fromkeys(s for spec in holders for s in spec.attributes[obs.attribute].states))
+            states = list(dict.fromkeys(s for attr in holders for s in attr.states or ()))
         else:
             raise CruxError(
                 f"{where}: {unknown(f'attribute of {obs.entity} ({entities[obs.entity]})', obs.attribute, own.attributes)}"
             )
+        if states is None:
+            raise CruxError(f"{where}: {obs.entity}.{obs.attribute} is continuous: crux watch follows discrete attributes")
         if obs.value not in states:
             raise CruxError(f"{where}: {unknown(f'state of {obs.entity}.{obs.attribute}', obs.value, states)}")
 
@@ -437,9 +444,18 @@ def watch(
     device: str = "cpu",
     level: float = LEVEL,
 ) -> list[dict[str, Any]]:
-    """Follow ``observations`` (a list, or a JSON-lines file) on the scene in ``model``: one
-    record per observation, in time order, with its surprise, threshold and flag, and on a
-    flag the candidate types and (when one is adopted) the new type."""
+    """Follow ``observations`` (a list, or a JSON-lines file) on the scene in ``model``.
+
+    One record per observation, in time order: ``t``, ``entity``, ``attribute``, ``value``,
+    ``type`` (the entity's type that predicted it), ``p`` (its predictive probability),
+    ``surprise`` (``-log p`` in nats; None when ``p`` is 0), ``threshold`` (None when the type has
+    no such attribute) and ``flagged``.  A flagged record also has ``candidates`` ({type:
+    posterior}, best first; all 0 when no candidate gives the observations a positive
+    probability), ``log_likelihood`` ({type: log marginal likelihood, None for -inf}),
+    ``skipped`` ({type: why} for types the scene cannot be re-grounded with, if any) and, when
+    the entity is re-typed, ``adopted`` (the new type).  ``party`` is whose beliefs predict
+    (default: the agent's); ``do`` holds variables fixed, e.g. the decision when an observed
+    attribute depends on it."""
     source = "observations"
     if isinstance(observations, (str, Path)):
         source = str(observations)
