@@ -169,7 +169,7 @@ def test_demo_json_is_the_session_report():
 
 
 def test_help_for_every_command():
-    for command in ("ask", "validate", "schema", "demo", "session", "replay", "beliefs"):
+    for command in ("ask", "validate", "schema", "demo", "session", "replay", "beliefs", "learn", "watch"):
         result = crux(command, "--help")
         assert result.exit_code == 0 and "--help" in result.stdout
 
