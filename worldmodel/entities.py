@@ -21,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from worldmodel.errors import PathPart, Problem, unknown
 from worldmodel.rows import all_keys, join_key
-from worldmodel.spec import Attribute, EntityType, Mechanism, Scenario, Variable
+from worldmodel.spec import Attribute, EntityType, Mechanism, Normal, Scenario, Variable
 
 NO, YES = "no", "yes"
 TYPES = TypeAdapter(dict[str, EntityType])
@@ -181,12 +181,22 @@ class _Builder:
         name = var_name(entity, attr, step)
         parents = []
         for i, ref in enumerate(mechanism.parents):
-            parent = self.parent(entity, type_name, ref, mechanism, read_at, (*at, "parents", i))
+            parent = self.parent(entity, type_name, ref, mechanism, read_at, (*at, "parents", i), i)
             if parent is None:
                 return name
             parents.append(parent)
+        normal = None
+        if spec.normal is not None:  # weights and offsets are keyed by the references in `parents`
+            grounded = dict(zip(mechanism.parents, parents))
+            normal = spec.normal.model_copy(
+                update={
+                    "weights": {grounded.get(k, k): w for k, w in spec.normal.weights.items()},
+                    "offsets": {grounded.get(k, k): o for k, o in spec.normal.offsets.items()},
+                }
+            )
         self.variables[name] = Variable(
             states=spec.states,
+            normal=normal,
             prior=mechanism.prior,
             parents=parents,
             table=mechanism.table,
@@ -196,7 +206,7 @@ class _Builder:
         self.origin[name] = at
         return name
 
-    def parent(self, entity, type_name, ref: str, mechanism: Mechanism, step: int, at) -> str | None:
+    def parent(self, entity, type_name, ref: str, mechanism: Mechanism, step: int, at, position: int) -> str | None:
         head, dot, attr = ref.partition(".")
         if not dot:
             if ref not in self.world:
@@ -219,39 +229,103 @@ class _Builder:
         if mechanism.aggregate is None:
             if len(targets) != 1:
                 self.problems.append(
-                    Problem(at, f"{entity} reaches {len(targets)} entities by {head}: give `aggregate: any` to fold them")
+                    Problem(at, f"{entity} reaches {len(targets)} entities by {head}: give `aggregate` (any, count, sum, mean) to fold them")
                 )
                 return None
             return self.name(targets[0], attr, step)
+        continuous = [t for t in targets if self.types[self.scenario.entities[t]].attributes[attr].normal is not None]
+        if mechanism.aggregate in ("sum", "mean"):
+            if len(continuous) != len(targets):
+                self.problems.append(Problem(at, f"`{mechanism.aggregate}` folds continuous attributes; {attr} is discrete: use any or count"))
+                return None
+            return self.total(entity, head, attr, targets, step, at, mechanism.aggregate)
+        if continuous:
+            self.problems.append(Problem(at, f"`{mechanism.aggregate}` folds discrete attributes; {attr} is continuous: use sum or mean"))
+            return None
+        if mechanism.aggregate == "count":
+            labels = self.count_labels(mechanism, position, at)
+            return None if labels is None else self.count_of(entity, head, attr, targets, step, at, labels)
         return self.any_of(entity, head, attr, targets, step, at)
 
+    def step_of(self, targets, attr, step) -> int | None:
+        return step if any(self.is_varying(t, attr) for t in targets) else None
+
+    def chain(self, base: str, targets, attr, step, at, states: list[str], first, then) -> str:
+        """A chain of deterministic variables over the targets: ``first(x)`` and ``then(previous, x)``
+        give the index of the state each link takes."""
+        previous = None
+        for k, target in enumerate(targets, 1):
+            name = base if k == len(targets) else f"{base}#{k}"
+            x = self.name(target, attr, step)
+            own = self.types[self.scenario.entities[target]].attributes[attr].states
+            if previous is None:
+                parents, table = [x], {s: _hot(len(states), first(s != own[0])) for s in own}
+            else:
+                parents = [previous, x]
+                table = {
+                    join_key(key): _hot(len(states), then(states.index(key[0]), key[1] != own[0]))
+                    for key in all_keys([states, own])
+                }
+            self.variables[name] = Variable(states=states, parents=parents, table=table, strength=1.0)
+            self.origin[name] = at
+            previous = name
+        return base
+
     def any_of(self, entity, relation, attr, targets, step, at) -> str:
-        """A chain of deterministic ORs: no when every target's ``attr`` is in its first state."""
-        base = var_name(f"{entity}.{relation}", f"{attr}.any", step if any(self.is_varying(t, attr) for t in targets) else None)
+        """no, yes: whether some target's ``attr`` is not in its first state."""
+        base = var_name(f"{entity}.{relation}", f"{attr}.any", self.step_of(targets, attr, step))
         if base in self.variables:
             return base
         if not targets:
             self.variables[base] = Variable(states=[NO, YES], prior=[1.0, 0.0], strength=1.0)
             self.origin[base] = at
             return base
-        previous = None
-        for k, target in enumerate(targets, 1):
-            name = base if k == len(targets) else f"{base}#{k}"
-            x = self.name(target, attr, step)
-            states = self.types[self.scenario.entities[target]].attributes[attr].states
-            if previous is None:
-                parents, table = [x], {s: _or(False, s != states[0]) for s in states}
-            else:
-                parents = [previous, x]
-                table = {join_key(key): _or(key[0] == YES, key[1] != states[0]) for key in all_keys([[NO, YES], states])}
-            self.variables[name] = Variable(states=[NO, YES], parents=parents, table=table, strength=1.0)
-            self.origin[name] = at
-            previous = name
+        return self.chain(base, targets, attr, step, at, [NO, YES], lambda on: int(on), lambda i, on: max(i, int(on)))
+
+    def count_labels(self, mechanism: Mechanism, position: int, at) -> list[str] | None:
+        """The count parent's states, read from the table's row keys: "0", "1", ..., "k+"."""
+        from worldmodel.rows import split_key
+
+        found = {split_key(key)[position] for key in (mechanism.table or {}) if len(split_key(key)) > position}
+        top = [x for x in found if x.endswith("+")]
+        if len(top) != 1 or not top[0][:-1].isdigit():
+            self.problems.append(Problem(at, 'a `count` parent takes row keys "0", "1", ..., "k+" (k or more): give them in the table'))
+            return None
+        k = int(top[0][:-1])
+        labels = [str(i) for i in range(k)] + [f"{k}+"]
+        if found != set(labels):
+            self.problems.append(Problem(at, f"a `count` parent's row keys must be {', '.join(labels)}"))
+            return None
+        return labels
+
+    def count_of(self, entity, relation, attr, targets, step, at, labels) -> str:
+        """How many targets have ``attr`` not in its first state, capped at the top label ("k+")."""
+        base = var_name(f"{entity}.{relation}", f"{attr}.count", self.step_of(targets, attr, step))
+        if base in self.variables:
+            return base
+        if not targets:
+            self.variables[base] = Variable(states=labels, prior=_hot(len(labels), 0), strength=1.0)
+            self.origin[base] = at
+            return base
+        cap = len(labels) - 1
+        return self.chain(base, targets, attr, step, at, labels, lambda on: min(int(on), cap), lambda i, on: min(i + int(on), cap))
+
+    def total(self, entity, relation, attr, targets, step, at, how: str) -> str:
+        """The sum (or mean) of the targets' continuous ``attr``: a normal variable with no noise."""
+        base = var_name(f"{entity}.{relation}", f"{attr}.{how}", self.step_of(targets, attr, step))
+        if base not in self.variables:
+            xs = [self.name(t, attr, step) for t in targets]
+            weight = 1.0 if how == "sum" or not xs else 1.0 / len(xs)
+            law = Normal.model_construct(intercept=0.0, weights={x: weight for x in xs}, offsets={}, scale=0.0)
+            self.variables[base] = Variable.model_construct(
+                states=None, normal=law, prior=None, parents=xs, table=None, strength=1.0, row_strength={}
+            )
+            self.origin[base] = at
         return base
 
 
-def _or(a: bool, b: bool) -> list[float]:
-    return [0.0, 1.0] if a or b else [1.0, 0.0]
+def _hot(n: int, i: int) -> list[float]:
+    return [1.0 if j == i else 0.0 for j in range(n)]
 
 
 def _at_step_zero(scenario: Scenario, series: dict[str, list[str]]) -> Scenario:

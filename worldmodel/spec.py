@@ -255,11 +255,12 @@ class Mechanism(_Strict):
         description='Concentration of particular rows, overriding the attribute\'s `strength` ("" for a prior); '
         "`crux learn` writes it.",
     )
-    aggregate: Literal["any", "count"] | None = Field(
+    aggregate: Literal["any", "count", "sum", "mean"] | None = Field(
         default=None,
         description="How a RELATION.ATTR parent folds several related entities: `any` (states no, yes: some related "
-        "entity's attribute is not in its first state) or `count` (states 0..n). Required when the relation can "
-        "reach more than one entity.",
+        "entity's attribute is not in its first state), `count` (how many are not; the table's row keys for it are "
+        '"0", "1", ..., "k+"), or for continuous attributes `sum` and `mean`. Required when the relation can reach '
+        "more than one entity.",
     )
 
 

@@ -162,7 +162,7 @@ def test_library_types_by_use(tmp_path):
     [
         (lambda d: d["entities"].update({"f2": "Crane"}), "entities.f2: unknown type 'Crane'"),
         (lambda d: d["relations"].append({"type": "near", "from": "f1", "to": "w9"}), "unknown entity 'w9'"),
-        (lambda d: d["types"]["Forklift"]["attributes"]["hazard"].pop("aggregate"), "reaches 2 entities by in_path_of: give `aggregate: any`"),
+        (lambda d: d["types"]["Forklift"]["attributes"]["hazard"].pop("aggregate"), "reaches 2 entities by in_path_of: give `aggregate` (any, count, sum, mean)"),
         (lambda d: d["types"]["Forklift"]["attributes"]["hazard"]["parents"].__setitem__(0, "self.sped"), "unknown attribute of Forklift 'sped'; did you mean 'speed'?"),
         (lambda d: d["types"]["Forklift"]["attributes"]["hazard"]["table"].pop("fast, yes, yes"), 'types.Forklift.attributes.hazard.table: missing row "fast, yes, yes"'),
         (lambda d: d.update({"use": ["nowhere.yaml"]}), "use[0]"),
@@ -198,3 +198,73 @@ def test_row_strength_sets_one_rows_certainty(canonical):
         "unknown state of oncoming 'bus' (valid: clear, car)",
         "strength -1.0 must be a positive number",
     ]
+
+
+AGGREGATES = """
+crux: 1
+name: aggregates
+types:
+  Forklift:
+    attributes:
+      crowd:
+        states: [calm, busy]
+        parents: [in_path_of.present]
+        aggregate: count
+        table:
+          "0": [1.0, 0.0]
+          "1": [0.5, 0.5]
+          "2+": [0.0, 1.0]
+      load:
+        parents: [carries.weight]
+        aggregate: sum
+        normal: {intercept: 0.0, weights: {carries.weight: 1.0}, scale: 0.1}
+      average:
+        parents: [carries.weight]
+        aggregate: mean
+        normal: {intercept: 0.0, weights: {carries.weight: 1.0}, scale: 0.1}
+  Worker:
+    attributes:
+      present: {states: [absent, present], prior: [0.6, 0.4]}
+  Box:
+    attributes:
+      weight:
+        parents: [go]
+        normal: {intercept: 10.0, offsets: {go: {"yes": 1.0}}, scale: 2.0}
+entities: {f: Forklift, w1: Worker, w2: Worker, w3: Worker, b1: Box, b2: Box}
+relations:
+  - {type: in_path_of, from: f, to: w1}
+  - {type: in_path_of, from: f, to: w2}
+  - {type: in_path_of, from: f, to: w3}
+  - {type: carries, from: f, to: b1}
+  - {type: carries, from: f, to: b2}
+world:
+  variables:
+    go: {states: ["no", "yes"]}
+  decision: go
+  outcomes: [f.crowd, f.load]
+"""
+
+
+def test_count_sum_and_mean_aggregates(tmp_path):
+    path = tmp_path / "agg.yaml"
+    path.write_text(AGGREGATES)
+    model = load_model(path)
+    assert model.network.states["f.in_path_of.present.count"] == ("0", "1", "2+")
+    oracle = Oracle(model, device="cpu", samples=2)
+    answer = oracle.ask(Query(do={"go": "yes"}, outcomes=["f.in_path_of.present.count", "f.crowd", "f.load", "f.average"], as_="world"))
+    p0, p1 = 0.6**3, 3 * 0.4 * 0.6**2
+    assert answer.outcomes["f.in_path_of.present.count"].p == pytest.approx([p0, p1, 1 - p0 - p1], abs=1e-12)
+    assert answer.outcomes["f.crowd"].p == pytest.approx([p0 + 0.5 * p1, 0.5 * p1 + 1 - p0 - p1], abs=1e-12)
+    load, average = answer.outcomes["f.load"], answer.outcomes["f.average"]
+    assert answer.method == "exact"
+    assert (load.mean, load.sd) == pytest.approx((22.0, (2 * 4 + 0.01) ** 0.5), abs=1e-9)  # sum of two N(11, 2^2), + noise
+    assert (average.mean, average.sd) == pytest.approx((11.0, (2 * 4 / 4 + 0.01) ** 0.5), abs=1e-9)
+    seen = oracle.ask(Query(do={"go": "no"}, given={"b1.weight": "14"}, outcomes=["f.load"], as_="world")).outcomes["f.load"]
+    assert (seen.mean, seen.sd) == pytest.approx((24.0, (4 + 0.01) ** 0.5), abs=1e-9)
+
+
+def test_count_needs_its_row_keys(tmp_path):
+    path = tmp_path / "agg.yaml"
+    path.write_text(AGGREGATES.replace('"2+": [0.0, 1.0]', '"2": [0.0, 1.0]'))
+    with pytest.raises(ModelError, match=r'row keys "0", "1", \.\.\., "k\+"'):
+        load_scenario(path)
