@@ -1,0 +1,88 @@
+"""``crux values``: what a party's choices say about its values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dialogue.cli.options import DeviceOpt, JsonOpt, ModelArg
+from oracle.oracle import Oracle
+from values.infer import Choice, identifiability, infer_values, infer_values_and_beliefs
+from worldmodel.errors import CruxError, render_path
+from worldmodel.load import read_data
+from worldmodel.model import load_model
+
+app = typer.Typer(help="Infer a party's values from its choices.", no_args_is_help=True)
+
+
+class ChoiceSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    given: dict[str, str] = Field(default_factory=dict, description="What the party saw: {variable: state}.")
+    chose: str = Field(description="The action it chose.")
+
+
+class ChoicesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    choices: list[ChoiceSpec] = Field(min_length=1, description="Observed decisions.")
+
+
+def read_choices(path: Path) -> list[Choice]:
+    """A choices file (YAML or JSON): ``choices: [{given: {VAR: state}, chose: ACTION}, ...]``."""
+    data = read_data(path)
+    try:
+        spec = ChoicesFile.model_validate(data)
+    except ValidationError as err:
+        lines = [f"{path}: {render_path(e['loc'])}: {e['msg']}" for e in err.errors(include_url=False)]
+        raise CruxError("\n".join(lines)) from None
+    return [Choice(given=c.given, chose=c.chose) for c in spec.choices]
+
+
+@app.command("infer")
+def infer(
+    model: ModelArg,
+    choices: Annotated[Path, typer.Option("--choices", help="YAML/JSON: choices: [{given: {VAR: state}, chose: ACTION}].")],
+    as_: Annotated[str, typer.Option("--as", help="Whose beliefs the choices were made under: agent, human or world.")] = "human",
+    unknown_priors: Annotated[
+        Optional[str],
+        typer.Option("--unknown-priors", help="Comma-separated root variables whose priors are inferred too (beliefs unknown)."),
+    ] = None,
+    draws: Annotated[int, typer.Option("--draws", min=50, help="Posterior draws (NUTS).")] = 500,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: DeviceOpt = "cpu",
+    as_json: JsonOpt = False,
+) -> None:
+    """Posterior means and 90% intervals of the party's normalised utilities and rationality beta."""
+    loaded = load_model(model)
+    if loaded.scenario is None or loaded.network.decision is None:
+        raise CruxError(f"{model}: values are inferred on a scenario with a decision")
+    if as_ not in loaded.parties:
+        raise CruxError(f"--as {as_!r}: use one of {', '.join(loaded.parties)}")
+    observed = read_choices(choices)
+    oracle = Oracle(loaded, device=device)
+    beliefs = loaded.beliefs(as_)  # type: ignore[arg-type]
+    pinned = infer_values(oracle, beliefs, observed, draws=draws, warmup=draws // 2 + 100, seed=seed)
+    report: dict = {"party": as_, "choices": len(observed), "posterior": pinned.summary()}
+    if unknown_priors:
+        names = [v.strip() for v in unknown_priors.split(",") if v.strip()]
+        joint = infer_values_and_beliefs(oracle, beliefs, observed, names, draws=draws, warmup=draws // 2 + 100, seed=seed)
+        report["with_unknown_beliefs"] = joint.summary()
+        report["identifiability"] = identifiability(pinned, joint)
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    typer.echo(f"{len(observed)} choices by the {as_}; normalised utilities (utility / range), posterior mean and 90% interval:")
+    for outcome, states in report["posterior"]["utilities"].items():
+        for state, s in states.items():
+            typer.echo(f"  {outcome}={state:<12} {s['mean']:+.3f}  [{s['interval'][0]:+.3f}, {s['interval'][1]:+.3f}]")
+    b = report["posterior"]["beta"]
+    typer.echo(f"  beta (rationality)    {b['mean']:.1f}  [{b['interval'][0]:.1f}, {b['interval'][1]:.1f}]")
+    if "identifiability" in report:
+        typer.echo("With the beliefs unknown too, the 90% intervals are wider by:")
+        for name, n in report["identifiability"]["narrowing"].items():
+            typer.echo(f"  {name:<20} pinning the beliefs narrows it by {100 * n:.0f}%")
+        if report["identifiability"]["unidentified"]:
+            typer.echo("Still unidentified: " + ", ".join(report["identifiability"]["unidentified"]))
