@@ -34,7 +34,7 @@ import yaml
 from worldmodel.compile import BeliefState, Network
 from worldmodel.entities import ground
 from worldmodel.errors import CruxError, ModelError, PathPart, unknown
-from worldmodel.load import read_data, validate_data
+from worldmodel.load import read_data, read_text, validate_data
 from worldmodel.rows import split_key
 from worldmodel.spec import Scenario, Variable
 
@@ -264,14 +264,7 @@ def learn_file(
 
 def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """The header and the data rows with their line numbers (blank lines skipped)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise CruxError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise CruxError(f"{path}: is a directory, not a CSV file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise CruxError(f"{path}: cannot read: {err}") from None
+    text = read_text(path, "a CSV file", encoding="utf-8-sig")
     reader = csv.reader(text.splitlines())
     header: list[str] | None = None
     lines: list[tuple[int, list[str]]] = []

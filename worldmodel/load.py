@@ -64,6 +64,19 @@ def _json_pairs(pairs: list[tuple[str, Any]]) -> dict:
     return out
 
 
+def read_text(path: str | Path, kind: str, encoding: str = "utf-8") -> str:
+    """A text file's content; a missing, unreadable or undecodable file is one clear error."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding=encoding)
+    except FileNotFoundError:
+        raise CruxError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CruxError(f"{path}: is a directory, not {kind}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise CruxError(f"{path}: cannot read: {err}") from None
+
+
 def read_data(path: str | Path) -> Any:
     """The parsed content of a YAML or JSON file (syntax errors as one :class:`ModelError`)."""
     path = Path(path)
@@ -73,14 +86,7 @@ def read_data(path: str | Path) -> Any:
             f"{file}: unknown model format {path.suffix or '(no suffix)'!r}: use a scenario file "
             f"({', '.join(SCENARIO_SUFFIXES)})"
         )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CruxError(f"{file}: no such file") from None
-    except IsADirectoryError:
-        raise CruxError(f"{file}: is a directory, not a model file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise CruxError(f"{file}: cannot read: {err}") from None
+    text = read_text(path, "a model file")
     if path.suffix.lower() == ".json":
         try:
             return json.loads(text, object_pairs_hook=_json_pairs)
@@ -88,14 +94,17 @@ def read_data(path: str | Path) -> Any:
             raise ModelError(file, [Problem((), f"line {err.lineno}, column {err.colno}: {err.msg}")]) from None
         except ValueError as err:
             raise ModelError(file, [Problem((), str(err))]) from None
+    loader = _UniqueKeyLoader(text)  # a SafeLoader: no arbitrary objects
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+        return loader.get_single_data()
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise ModelError(file, [Problem((), f"{where}{err.problem or err.context}")]) from None
     except yaml.YAMLError as err:
         raise ModelError(file, [Problem((), f"not valid YAML: {err}")]) from None
+    finally:
+        loader.dispose()
 
 
 def load_scenario(path: str | Path, steps: int | None = None) -> Scenario:

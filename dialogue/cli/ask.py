@@ -16,6 +16,7 @@ from dialogue.cli.render import print_answer
 from oracle.oracle import Oracle
 from oracle.query import Query, QueryError, parse_assignment, parse_question, resolve
 from worldmodel.errors import CruxError
+from worldmodel.load import read_text
 from worldmodel.model import Model, load_model
 
 
@@ -100,12 +101,7 @@ def ask(
 def read_batch(path: Path, model: Model) -> list[Query]:
     """Queries from a JSON-lines file; every bad line is reported (``FILE: line N: ...``) before any runs."""
     name = "<stdin>" if str(path) == "-" else str(path)
-    try:
-        lines = sys.stdin.read().splitlines() if str(path) == "-" else path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise CruxError(f"{name}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise CruxError(f"{name}: cannot read: {err}") from None
+    lines = (sys.stdin.read() if str(path) == "-" else read_text(path, "a file of queries")).splitlines()
     queries: list[Query] = []
     problems: list[str] = []
     for n, line in enumerate(lines, 1):

@@ -71,7 +71,7 @@ def test_cli_values_infer(tmp_path):
     runner = CliRunner()
     result = runner.invoke(
         app,
-        ["values", "infer", str(CANONICAL), "--choices", str(EXAMPLES / "squirrel_choices.yaml"), "--draws", "100", "--json"],
+        ["values", "infer", str(CANONICAL), "--choices", str(EXAMPLES / "choices" / "squirrel_or_cat.yaml"), "--draws", "100", "--json"],
     )
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
