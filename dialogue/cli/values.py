@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dialogue.cli.options import DeviceOpt, JsonOpt, ModelArg
 from oracle.oracle import Oracle
+from values.elicit import Elicitor
 from values.infer import Choice, identifiability, infer_values, infer_values_and_beliefs
 from worldmodel.errors import CruxError, render_path
 from worldmodel.load import read_data
@@ -86,3 +87,54 @@ def infer(
             typer.echo(f"  {name:<20} pinning the beliefs narrows it by {100 * n:.0f}%")
         if report["identifiability"]["unidentified"]:
             typer.echo("Still unidentified: " + ", ".join(report["identifiability"]["unidentified"]))
+
+
+@app.command("elicit")
+def elicit(
+    model: ModelArg,
+    as_: Annotated[str, typer.Option("--as", help="Whose beliefs the answers are given under: human, agent or world.")] = "human",
+    max_questions: Annotated[int, typer.Option("--max-questions", min=1, help="Ask at most this many questions.")] = 20,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: DeviceOpt = "cpu",
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask the questions that pin your values down, until the decision no longer depends on them.
+
+    Each question is a choice between two actions in a concrete situation, or which of two
+    outcomes is worse; answer 1 or 2 (q stops)."""
+    loaded = load_model(model)
+    if loaded.scenario is None or loaded.network.decision is None:
+        raise CruxError(f"{model}: values are elicited on a scenario with a decision")
+    if as_ not in loaded.parties:
+        raise CruxError(f"--as {as_!r}: use one of {', '.join(loaded.parties)}")
+    elicitor = Elicitor(Oracle(loaded, device=device), loaded.beliefs(as_), seed=seed)  # type: ignore[arg-type]
+    asked = []
+    while not elicitor.settled() and len(asked) < max_questions:
+        question = elicitor.best_question()
+        if question is None:
+            break
+        reply = typer.prompt(f"{question.text()}\n  1) {question.first}\n  2) {question.second}\n", err=as_json).strip().lower()
+        if reply in ("q", "quit"):
+            break
+        if reply not in ("1", "2", question.first.lower(), question.second.lower()):
+            typer.echo("answer 1 or 2 (q stops)", err=True)
+            continue
+        choice = question.first if reply in ("1", question.first.lower()) else question.second
+        elicitor.answer(question, choice)
+        asked.append({"question": question.text(), "answer": choice})
+    action, agreement = elicitor.decision()
+    result = {
+        "questions": asked,
+        "decision": action,
+        "settled": agreement >= 0.95,
+        "agreement": agreement,
+        "utilities": elicitor.summary(),
+    }
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    state = "settled" if result["settled"] else "not settled yet"
+    typer.echo(f"After {len(asked)} answers your values point to {action} ({100 * agreement:.0f}% of what remains uncertain agrees: {state}).")
+    for outcome, states in result["utilities"].items():
+        for name, s in states.items():
+            typer.echo(f"  {outcome}={name:<12} {s['mean']:+.3f}  [{s['interval'][0]:+.3f}, {s['interval'][1]:+.3f}]")
