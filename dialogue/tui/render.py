@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from oracle.query import Distribution
+from oracle.query import Density, Distribution
 
 
 def interval_bar(p: float, low: float, high: float, width: int = 10) -> str:
@@ -16,8 +16,12 @@ def interval_bar(p: float, low: float, high: float, width: int = 10) -> str:
     return "".join(cells)
 
 
-def distribution(d: Distribution, width: int = 6) -> Text:
-    """One line per state: name, probability, bar, 90% interval in percent."""
+def distribution(d: Distribution | Density, width: int = 6) -> Text:
+    """One line per state: name, probability, bar, 90% interval in percent (a continuous
+    outcome: its mean, sd and 90% interval)."""
+    if isinstance(d, Density):
+        low, high = d.interval
+        return Text(f"mean {d.mean:.3g} sd {d.sd:.2g}\n90%: {low:.3g} to {high:.3g}")
     text = Text()
     for i, (state, p) in enumerate(zip(d.states, d.p)):
         low, high = d.interval[i]

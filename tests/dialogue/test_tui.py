@@ -156,3 +156,14 @@ async def test_predict_only_shows_no_agent_values_or_choice(tmp_path):
 )
 def test_snapshots(snap_compare, name, keys, size):
     assert snap_compare(make_app(live_session()), terminal_size=size, press=keys)
+
+
+async def test_a_scenario_with_continuous_outcomes_shows_their_means(tmp_path):
+    path = CANONICAL.parent.parent / "tests" / "oracle" / "linear_gaussian.yaml"
+    model = load_model(path)
+    live = LiveSession(path, model, Oracle(model, device="cpu"))
+    app = make_app(live)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("1")
+        await pilot.pause()
+        assert "mean" in text_of(app, "#situation-table") and "90%:" in text_of(app, "#situation-table")
