@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dialogue.cli import ask, demo, learn, model, session, watch
+from dialogue.cli import ask, demo, learn, model, serve, session, values, watch
 from dialogue.cli.errors import CruxGroup
 
 app = typer.Typer(
@@ -23,8 +23,10 @@ app.command("session")(session.session)
 app.command("replay")(session.replay)
 app.command("beliefs")(session.beliefs)
 app.command("demo")(demo.demo)
+app.add_typer(values.app, name="values")
 app.command("learn")(learn.learn)
 app.command("watch")(watch.watch)
+app.command("serve")(serve.serve)
 
 
 def main() -> None:

@@ -80,7 +80,7 @@ def ask(
             raise typer.BadParameter("--batch takes its queries from the file: drop QUESTION, --do, --given, --outcome and --as")
         queries = read_batch(batch, loaded)
         for answer in oracle.ask_many(queries):
-            typer.echo(json.dumps(answer.to_json()))
+            typer.echo(finite_json(answer.to_json()))
         return
     query_do: dict[str, str] = {}
     query_given: dict[str, str] = {}
@@ -93,9 +93,17 @@ def ask(
     query = Query(do=query_do, given=query_given, outcomes=outcome, as_=as_)
     answer = oracle.ask(query)
     if as_json:
-        typer.echo(json.dumps(answer.to_json()))
+        typer.echo(finite_json(answer.to_json()))
     else:
         print_answer(answer)
+
+
+def finite_json(data: dict) -> str:
+    """JSON of an answer; numbers too large to be finite are an error, not invalid JSON."""
+    try:
+        return json.dumps(data, allow_nan=False)
+    except ValueError:
+        raise CruxError("the answer is not a finite number (are the values given far too large?)") from None
 
 
 def read_batch(path: Path, model: Model) -> list[Query]:

@@ -1,0 +1,370 @@
+"""Load test of ``crux serve``: throughput and latency with and without dynamic batching.
+
+Run::
+
+    python -m bench.serve [--requests 2000] [--clients 16] [--window-ms 2] [--max-batch 256]
+                          [--device auto] [--samples 1000] [--threads N] [--client raw|httpx]
+                          [--transport loopback|in-process|both] [--timeout 900] [--json]
+
+**Loopback.**  For each mode the bench starts ``crux serve examples/squirrel_or_cat.yaml
+tests/data/alarm.bif.gz`` as a subprocess on a free port of 127.0.0.1, waits for
+``/health``, warms it up (every distinct query twice, so tables are drawn and contraction
+paths cached before timing), sends a fixed number of ``POST`` requests from ``--clients``
+concurrent clients, one keep-alive connection each, and stops the server.  The clients are
+``--client raw`` (the default): a minimal HTTP/1.1 client on asyncio streams, so that the
+load generator, which shares the machine's cores with the server, costs little; or
+``--client httpx`` (``httpx.AsyncClient``), whose ~2-3 ms of Python per request on a small
+machine caps what it can send well below what the server answers.
+**In-process** (``--transport in-process`` or ``both``) sends the load to
+``oracle.server.create_app`` through ``httpx.ASGITransport``: no sockets, no uvicorn, no
+second process.
+
+Modes:
+
+``per-request``  ``--max-batch 1 --batch-window-ms 0``: one oracle call per request (the
+                 worker thread answers requests one at a time, in arrival order).
+``batched``      ``--max-batch 256 --batch-window-ms 2`` (the defaults): requests that arrive
+                 within the window, or while the worker is busy, share one ``Oracle.ask_many``.
+
+Queries (cycled, so every client asks a mix):
+
+``squirrel_or_cat``  ``/ask``: do action in {brake, swerve, continue}, given road in {dry, wet},
+                     as agent or human; outcomes harm and crash (the model's outcomes); 1,000
+                     Dirichlet draws behind each interval.
+``alarm``            ``/models/alarm/ask``: given HYPOVOLEMIA, LVFAILURE and ANAPHYLAXIS (each
+                     state), outcomes BP, HR and CO (the 37-variable ALARM network, as world;
+                     point values, so no draws).
+
+``req/s`` is requests divided by the wall time of the timed phase; ``p50``/``p99`` the
+latency of single requests as a client sees it; ``calls``, ``batch`` and ``busy`` the oracle
+calls the server made in the timed phase, queries per call, and the share of the wall time
+the oracle worker was computing (all from ``/health``).  Every answer of a batched run is
+checked against the per-request run's answer to the same query (``p`` and ``interval``
+within 1e-9).  ``--threads N`` sets the server's torch intra-op threads (``OMP_NUM_THREADS``
+for the subprocess); by default torch chooses.  The bench stops by itself: a fixed number
+of requests, and ``--timeout`` seconds at most, after which it kills its servers.
+
+**What it shows** (a 2-core CPU VM, no GPU, other jobs sometimes sharing it): batching
+gives 3.7-4.1x on alarm (~280 -> 1,000-1,350 req/s) and 2.1-2.3x on squirrel_or_cat
+(~350-420 -> 820-900 req/s, 16 queries per call).  Alarm's answers are point values, so a
+call's cost is mostly fixed (3.9 ms for 1 query, 7.7 ms for 16).  squirrel_or_cat's intervals
+come from 1,000 Dirichlet draws: each query is a contraction over 1,001 parameter sets and a
+quantile sort of 1,000 draws per state, ~0.75 ms of arithmetic on a CPU core however it is
+batched, against ~1.6 ms for a call of one; fewer draws (``--samples 100``: ~2.6x) or a GPU,
+where that arithmetic is cheap next to the per-call latency, move it towards alarm's case.
+When other jobs compete for the cores, torch's default intra-op threads slow small
+contractions down several times (``--threads 1`` avoids it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import httpx
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = [ROOT / "examples" / "squirrel_or_cat.yaml", ROOT / "tests" / "data" / "alarm.bif.gz"]
+PER_REQUEST = {"max_batch": 1, "window_ms": 0.0}
+LOAD_AT_START = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+"""Other work on the machine when the bench starts (it shares the CPU with the servers)."""
+
+
+def queries() -> dict[str, tuple[str, list[dict]]]:
+    """{model: (path, the queries cycled through)}."""
+    squirrel = [
+        {"do": {"action": action}, "given": {"road": road}, "as": party}
+        for party in ("agent", "human")
+        for action in ("brake", "swerve", "continue")
+        for road in ("dry", "wet")
+    ]
+    alarm = [
+        {"given": {"HYPOVOLEMIA": h, "LVFAILURE": lv, "ANAPHYLAXIS": a}, "outcomes": ["BP", "HR", "CO"]}
+        for h in ("TRUE", "FALSE")
+        for lv in ("TRUE", "FALSE")
+        for a in ("TRUE", "FALSE")
+    ]
+    return {"squirrel_or_cat": ("/ask", squirrel), "alarm": ("/models/alarm/ask", alarm)}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RawClient:
+    """Just enough HTTP/1.1 for the bench: keep-alive POSTs and GETs of JSON, answers with a
+    Content-Length (what uvicorn sends for the server's answers); one connection per concurrent
+    request, opened on first use.  Far cheaper per request than a full client."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def __aenter__(self) -> RawClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        for _, writer in self.idle:
+            writer.close()
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        reader, writer = self.idle.pop() if self.idle else await asyncio.open_connection("127.0.0.1", self.port)
+        writer.write(
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        fields = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line)
+        length = {k.strip().lower(): v for k, v in fields.items()}.get(b"content-length")
+        if length is None:
+            raise RuntimeError(f"{path}: an answer without Content-Length")
+        content = await reader.readexactly(int(length))
+        self.idle.append((reader, writer))
+        return status, content
+
+    async def post(self, path: str, json: dict) -> tuple[int, bytes]:  # noqa: A002 -- httpx's name
+        return await self.request("POST", path, _dumps(json))
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        return await self.request("GET", path)
+
+
+def _dumps(content: dict) -> bytes:
+    return json.dumps(content).encode()
+
+
+class HttpxClient:
+    """``httpx.AsyncClient`` behind the same small interface."""
+
+    def __init__(self, client: httpx.AsyncClient):
+        self.client = client
+
+    async def __aenter__(self) -> HttpxClient:
+        await self.client.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.client.__aexit__(*exc)
+
+    async def post(self, path: str, json: dict) -> tuple[int, bytes]:  # noqa: A002
+        response = await self.client.post(path, json=json)
+        return response.status_code, response.content
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        response = await self.client.get(path)
+        return response.status_code, response.content
+
+
+Connect = Callable[[int], "RawClient | HttpxClient"]
+"""A client for this many concurrent requests, talking to the server under test."""
+
+
+@asynccontextmanager
+async def loopback(args: argparse.Namespace, max_batch: int, window_ms: float):
+    """``crux serve`` in a subprocess on a free port of 127.0.0.1; stopped (then killed) on exit."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable, "-c", "from dialogue.cli.app import main; main()", "serve", *map(str, MODELS),
+        "--host", "127.0.0.1", "--port", str(port), "--device", args.device, "--samples", str(args.samples),
+        "--max-batch", str(max_batch), "--batch-window-ms", str(window_ms),
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"crux serve exited ({process.returncode}): {process.stderr.read()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError("crux serve did not answer /health within 120 s")
+                try:
+                    if (await client.get("/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.2)
+
+        def connect(clients: int) -> RawClient | HttpxClient:
+            if args.client == "raw":
+                return RawClient(port)
+            limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+            return HttpxClient(httpx.AsyncClient(base_url=url, timeout=120, limits=limits))
+
+        yield connect
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@asynccontextmanager
+async def in_process(args: argparse.Namespace, max_batch: int, window_ms: float):
+    """The same app in this process, reached through ``httpx.ASGITransport``."""
+    from oracle.server import create_app
+    from worldmodel.model import load_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    models = {"squirrel_or_cat": load_model(MODELS[0]), "alarm": load_model(MODELS[1])}
+    app = create_app(models, device=args.device, samples=args.samples, max_batch=max_batch, batch_window_ms=window_ms)
+    try:
+        yield lambda clients: HttpxClient(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://bench", timeout=120)
+        )
+    finally:
+        app.state.batcher.close()
+
+
+async def load(connect: Connect, path: str, bodies: list[dict], requests: int, clients: int) -> tuple[float, list[float], dict]:
+    """Send ``requests`` POSTs from ``clients`` concurrent clients: (wall seconds, latencies, {index: answer})."""
+    latencies: list[float] = []
+    answers: dict[int, dict] = {}
+    counter = iter(range(requests))
+    async with connect(clients) as client:
+
+        async def worker() -> None:
+            for n in counter:
+                start = time.perf_counter()
+                status, content = await client.post(path, json=bodies[n % len(bodies)])
+                latencies.append(time.perf_counter() - start)
+                if status != 200:
+                    raise RuntimeError(f"{path} answered {status}: {content[:300]!r}")
+                if n < len(bodies):
+                    answers[n] = json.loads(content)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        wall = time.perf_counter() - start
+    return wall, latencies, answers
+
+
+async def health(connect: Connect) -> dict:
+    async with connect(1) as client:
+        _, content = await client.get("/health")
+        return json.loads(content)
+
+
+def same(a: dict, b: dict, tol: float = 1e-9) -> bool:
+    if a["query"] != b["query"] or a["outcomes"].keys() != b["outcomes"].keys():
+        return False
+
+    def flat(o: dict) -> list[float]:
+        return [*o["p"], *(x for row in o["interval"] for x in row)]
+
+    return all(
+        len(flat(out)) == len(flat(b["outcomes"][name]))
+        and all(abs(x - y) <= tol for x, y in zip(flat(out), flat(b["outcomes"][name])))
+        for name, out in a["outcomes"].items()
+    )
+
+
+async def bench(args: argparse.Namespace) -> list[dict]:
+    rows: list[dict] = []
+    transports: dict[str, Callable[..., AbstractAsyncContextManager[Connect]]] = {
+        "loopback": loopback, "in-process": in_process
+    }
+    chosen = list(transports) if args.transport == "both" else [args.transport]
+    modes = {"per-request": PER_REQUEST, "batched": {"max_batch": args.max_batch, "window_ms": args.window_ms}}
+    for transport in chosen:
+        reference: dict[str, dict[int, dict]] = {}
+        for mode, settings in modes.items():
+            async with transports[transport](args, settings["max_batch"], settings["window_ms"]) as connect:
+                device = (await health(connect))["device"]
+                for model, (path, bodies) in queries().items():
+                    await load(connect, path, bodies, len(bodies) * 2, min(args.clients, len(bodies)))  # warm up
+                    before = await health(connect)
+                    wall, latencies, answers = await load(connect, path, bodies, args.requests, args.clients)
+                    after = await health(connect)
+                    calls = after["oracle_calls"] - before["oracle_calls"]
+                    if mode == "per-request":
+                        reference[model] = answers
+                        checked = "reference"
+                    else:
+                        bad = [n for n, a in answers.items() if not same(a, reference[model][n])]
+                        checked = "equal" if not bad else f"DIFFER at {bad[:5]}"
+                    q = statistics.quantiles(latencies, n=100, method="inclusive")
+                    rows.append({
+                        "transport": transport, "model": model, "mode": mode, "device": device,
+                        "requests": args.requests, "clients": args.clients, "rps": args.requests / wall,
+                        "p50_ms": q[49] * 1e3, "p99_ms": q[98] * 1e3, "calls": calls,
+                        "batch": (after["queries"] - before["queries"]) / max(calls, 1),
+                        "busy": (after["oracle_seconds"] - before["oracle_seconds"]) / wall, "answers": checked,
+                    })
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000, help="timed requests per model, mode and transport")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
+    parser.add_argument("--window-ms", type=float, default=2.0, help="batching window of the batched mode")
+    parser.add_argument("--max-batch", type=int, default=256, help="most queries per oracle call, batched mode")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (the server's)")
+    parser.add_argument("--samples", type=int, default=1000, help="draws behind each interval")
+    parser.add_argument("--threads", type=int, default=0, help="the server's torch intra-op threads (0: torch's choice)")
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw", help="the load generator (loopback)")
+    parser.add_argument("--transport", choices=("loopback", "in-process", "both"), default="loopback")
+    parser.add_argument("--timeout", type=float, default=900, help="stop (and kill the servers) after this many seconds")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    args = parser.parse_args(argv)
+
+    try:
+        rows = asyncio.run(asyncio.wait_for(bench(args), args.timeout))
+    except TimeoutError:
+        sys.exit(f"bench.serve: stopped after --timeout {args.timeout:g} s")
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    device = rows[0]["device"]
+    threads = args.threads or "torch's default"
+    if device == "cuda" and torch.cuda.is_available():
+        detail = torch.cuda.get_device_name()
+    else:
+        detail = f"{os.cpu_count()} CPU cores, torch {torch.__version__}, server intra-op threads: {threads}"
+    load_avg = ", load average %.1f before the run" % LOAD_AT_START if LOAD_AT_START is not None else ""
+    print(f"device: {device} ({detail}){load_avg}")
+    print(
+        f"{args.requests} requests per row from {args.clients} concurrent clients ({args.client} client on loopback); "
+        f"samples {args.samples}"
+    )
+    print(
+        f"{'transport':11} {'model':16} {'mode':12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'calls':>6} {'batch':>6} {'busy':>5}  answers"
+    )
+    for r in rows:
+        print(
+            f"{r['transport']:11} {r['model']:16} {r['mode']:12} {r['rps']:8.1f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} "
+            f"{r['calls']:6d} {r['batch']:6.1f} {r['busy']:5.0%}  {r['answers']}"
+        )
+    for transport, model in dict.fromkeys((r["transport"], r["model"]) for r in rows):
+        one, many = (
+            next(r for r in rows if (r["transport"], r["model"], r["mode"]) == (transport, model, m))
+            for m in ("per-request", "batched")
+        )
+        print(f"{transport} {model}: dynamic batching gives {many['rps'] / one['rps']:.2f}x the throughput of one call per request")
+
+
+if __name__ == "__main__":
+    main()
