@@ -11,7 +11,7 @@ import torch
 import typer
 from pydantic import ValidationError
 
-from dialogue.cli.options import DeviceOpt, JsonOpt, ModelArg, SamplesOpt, SeedOpt
+from dialogue.cli.options import DeviceOpt, Float32Opt, JsonOpt, MaxMemoryOpt, MethodOpt, ModelArg, ParticlesOpt, SamplesOpt, SeedOpt
 from dialogue.cli.render import print_answer
 from oracle.oracle import Oracle
 from oracle.query import Query, QueryError, parse_assignment, parse_question, resolve
@@ -48,25 +48,14 @@ def ask(
     samples: SamplesOpt = 1000,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
-    method: Annotated[
-        str,
-        typer.Option(
-            "--method", help="auto (exact when it fits in memory, else sampled), exact (refuse what does not fit) or sampled."
-        ),
-    ] = "auto",
-    particles: Annotated[
-        int, typer.Option("--particles", min=100, help="Monte Carlo particles of a sampled answer.")
-    ] = 100_000,
-    max_memory_gib: Annotated[
-        float, typer.Option("--max-memory", min=0.0, help="GiB allowed for an exact contraction's largest intermediate.")
-    ] = 2.0,
+    method: MethodOpt = "auto",
+    particles: ParticlesOpt = 100_000,
+    max_memory_gib: MaxMemoryOpt = 2.0,
     steps: Annotated[
         Optional[int],
         typer.Option("--steps", min=0, help="Unroll a scene's dynamics this many steps; outcomes are reported per step (NAME@t)."),
     ] = None,
-    float32: Annotated[
-        bool, typer.Option("--float32", help="Compute in float32 (faster on a GPU; float64 is the default, for exactness).")
-    ] = False,
+    float32: Float32Opt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the oracle what happens if you do something, given what you see."""

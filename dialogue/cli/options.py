@@ -19,3 +19,16 @@ SamplesOpt = Annotated[
     int, typer.Option("--samples", min=2, help="Draws of the Dirichlet rows behind each 90% credible interval.")
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of those draws (answers are reproducible).")]
+MethodOpt = Annotated[
+    str,
+    typer.Option(
+        "--method", help="auto (exact when it fits in memory, else sampled), exact (refuse what does not fit) or sampled."
+    ),
+]
+ParticlesOpt = Annotated[int, typer.Option("--particles", min=100, help="Monte Carlo particles of a sampled answer.")]
+MaxMemoryOpt = Annotated[
+    float, typer.Option("--max-memory", min=0.0, help="GiB allowed for an exact contraction's largest intermediate.")
+]
+Float32Opt = Annotated[
+    bool, typer.Option("--float32", help="Compute in float32 (faster on a GPU; float64 is the default, for exactness).")
+]

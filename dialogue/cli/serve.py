@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import torch
 import typer
 
-from dialogue.cli.options import DeviceOpt, SamplesOpt, SeedOpt
+from dialogue.cli.options import DeviceOpt, Float32Opt, MaxMemoryOpt, MethodOpt, ParticlesOpt, SamplesOpt, SeedOpt
 from worldmodel.errors import CruxError
 from worldmodel.model import Model, load_model
 
@@ -53,16 +53,10 @@ def serve(
     samples: SamplesOpt = 1000,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
-    method: Annotated[
-        str, typer.Option("--method", help="auto (exact when it fits in memory, else sampled), exact or sampled.")
-    ] = "auto",
-    particles: Annotated[
-        int, typer.Option("--particles", min=100, help="Monte Carlo particles of a sampled answer.")
-    ] = 100_000,
-    max_memory_gib: Annotated[
-        float, typer.Option("--max-memory", min=0.0, help="GiB allowed for an exact contraction's largest intermediate.")
-    ] = 2.0,
-    float32: Annotated[bool, typer.Option("--float32", help="Compute in float32 (float64 is the default).")] = False,
+    method: MethodOpt = "auto",
+    particles: ParticlesOpt = 100_000,
+    max_memory_gib: MaxMemoryOpt = 2.0,
+    float32: Float32Opt = False,
 ) -> None:
     """Serve the oracle over HTTP (OpenAPI at /openapi.json): predictions only, batched on the device."""
     from oracle import server  # here, so that other commands do not pay for importing the web framework
