@@ -62,7 +62,20 @@ def relevant(network: Network, targets: Sequence[str], do: Sequence[str], eviden
     return seen
 
 
-@lru_cache(maxsize=512)
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _letters(equation: str) -> str:
+    """The equation with its symbols renamed to plain letters when it has at most 52: the
+    backend's einsum then takes each pairwise step as it is, without renaming it again."""
+    used = dict.fromkeys(c for c in equation if c not in ",->")
+    if len(used) > len(_LETTERS):
+        return equation
+    table = str.maketrans(dict(zip(used, _LETTERS)))
+    return equation.translate(table)
+
+
+@lru_cache(maxsize=4096)
 def _plan(equation: str, shapes: tuple[tuple[int, ...], ...]):
     """A contraction path for the equation and shapes (cached: path finding is costly), and the
     size of its largest intermediate."""
@@ -140,7 +153,7 @@ class ExactEngine:
                     vec = likelihood[var].to(**like)
                     operands.append(vec)
                     subscripts.append((_BATCH if vec.dim() == 2 else "") + axes)
-            equation = ",".join(subscripts) + "->" + _SAMPLE + _BATCH + self._symbol[target]
+            equation = _letters(",".join(subscripts) + "->" + _SAMPLE + _BATCH + self._symbol[target])
             expr, largest = _plan(equation, tuple(tuple(op.shape) for op in operands))
             itemsize = torch.empty((), dtype=like["dtype"]).element_size()
             if self.max_bytes is not None and largest * itemsize > self.max_bytes:
