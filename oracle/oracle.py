@@ -118,7 +118,7 @@ class Oracle:
         """Posterior-mean marginals only (no intervals), as CPU tensors: the fast path for
         deciding.  ``beliefs`` may also give one belief state per query, so that many
         hypothetical beliefs (what if a party accepted this fact?) run as one batch."""
-        resolved = self._resolve(queries)
+        resolved = self._resolve(queries, echo=False)
         if isinstance(beliefs, Sequence):
             if len(beliefs) != len(queries):
                 raise ValueError("give one belief state per query")
@@ -129,9 +129,9 @@ class Oracle:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _resolve(self, queries: Sequence[Query]) -> list[Resolved]:
+    def _resolve(self, queries: Sequence[Query], echo: bool = True) -> list[Resolved]:
         m = self.model
-        return [resolve(q, m.network, m.parties, m.default_party) for q in queries]
+        return [resolve(q, m.network, m.parties, m.default_party, echo) for q in queries]
 
     def _beliefs_of(self, r: Resolved, beliefs: Beliefs) -> BeliefState:
         if isinstance(beliefs, BeliefState):
@@ -327,6 +327,8 @@ class Oracle:
 
 
 def _with_targets(members: list[Resolved], targets: list[str]) -> list[Resolved]:
+    if list(members[0].outcomes) == list(targets):
+        return members
     return [replace(r, outcomes=tuple(t for t in r.outcomes if t in targets)) for r in members]
 
 

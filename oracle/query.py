@@ -98,8 +98,11 @@ def _match(name: str, valid: Sequence[str] | Mapping[str, int], kind: str) -> st
     raise QueryError(unknown(kind, name, valid))
 
 
-def resolve(query: Query, network: Network, parties: Sequence[Party], default_party: Party) -> Resolved:
-    """Check a query against the network: unknown names are errors listing the valid ones."""
+def resolve(
+    query: Query, network: Network, parties: Sequence[Party], default_party: Party, echo: bool = True
+) -> Resolved:
+    """Check a query against the network: unknown names are errors listing the valid ones.
+    ``echo=False`` skips building the echoed query (for answers that do not carry it)."""
     party = query.as_ or default_party
     if party not in parties:
         raise QueryError(f"this model has no party {party!r}: ask as {' or '.join(parties)}")
@@ -130,13 +133,17 @@ def resolve(query: Query, network: Network, parties: Sequence[Party], default_pa
         outcomes = tuple(dict.fromkeys(_match(o, network.position, "outcome variable") for o in query.outcomes))
     else:
         outcomes = network.outcomes or tuple(v for v in network.order if v not in dict(do) and v not in dict(given))
-    echo = Query(
-        do={v: text(v, i) for v, i in do},
-        given={v: text(v, i) for v, i in given},
-        outcomes=list(outcomes),
-        as_=party,
+    shown = (
+        Query(
+            do={v: text(v, i) for v, i in do},
+            given={v: text(v, i) for v, i in given},
+            outcomes=list(outcomes),
+            as_=party,
+        )
+        if echo
+        else query
     )
-    return Resolved(query=echo, party=party, do=do, given=given, outcomes=outcomes)
+    return Resolved(query=shown, party=party, do=do, given=given, outcomes=outcomes)
 
 
 def _number(name: str, text: str) -> float:
