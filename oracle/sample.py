@@ -107,19 +107,24 @@ class Sampler:
             table = tables.get(var)
             if table is None:  # an unset decision (the exact path says which to set)
                 raise ValueError(f"{var} has no table: set it with do")
-            flat = torch.zeros(shape, dtype=torch.long, device=device)
-            for parent in net.parents[var]:
-                flat = flat * net.card(parent) + values[parent]
+            # one flat row index per particle: (draw, [query,] parent states), rows gathered at once
             by_query = table.dim() == len(net.shape(var)) + 2
-            rows_table = table.reshape(samples, batch, -1, card) if by_query else table.reshape(samples, -1, card)
-            rows = rows_table[s_index, b_index, flat] if by_query else rows_table[s_index, flat]
+            flat = (s_index * batch + b_index if by_query else s_index).expand(shape).clone()
+            flat *= table[0, 0].numel() // card if by_query else table[0].numel() // card
+            stride = 1
+            for parent in reversed(net.parents[var]):
+                flat += values[parent] * stride
+                stride *= net.card(parent)
+            rows = table.reshape(-1, card)
             if var in seen:
                 state = seen[var].view(1, batch, 1).expand(shape)
-                log_weight = log_weight + torch.log(rows.gather(-1, state.unsqueeze(-1)).squeeze(-1))
+                chosen = rows.reshape(-1)[flat * card + state]
+                log_weight = log_weight + torch.log(chosen)
                 values[var] = state
             else:
+                cumulative = rows.cumsum(-1).index_select(0, flat.reshape(-1)).view(*shape, card)
                 u = torch.rand(shape, generator=generator, device=device, dtype=dtype).unsqueeze(-1)
-                values[var] = (rows.cumsum(-1) < u).sum(-1).clamp_(max=card - 1)
+                values[var] = torch.searchsorted(cumulative, u, right=True).squeeze(-1).clamp_(max=card - 1)
             if var in likelihood:
                 vec = likelihood[var].to(device=device, dtype=dtype)
                 lik = vec[values[var]] if vec.dim() == 1 else vec[b_index.expand(shape), values[var]]
