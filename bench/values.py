@@ -20,19 +20,16 @@ import time
 import torch
 
 from oracle.oracle import Oracle
-from values.infer import free_states, infer_values, simulate_choices
+from values.infer import free_states, infer_values, normalise, simulate_choices
 from worldmodel.model import load_model
 
 CANONICAL = os.path.join(os.path.dirname(__file__), "..", "examples", "squirrel_or_cat.yaml")
 
 
-def true_utilities(rng: random.Random, n: int) -> torch.Tensor:
+def true_utilities(rng: random.Random, states: list[tuple[str, str]]) -> torch.Tensor:
     """Random utilities (each outcome's first state at 0), over their range."""
-    raw = torch.tensor([rng.gauss(0, 1) for _ in range(n)], dtype=torch.float64)
-    groups = [[0, 1], [2]]  # harm: squirrel, cat; crash: crash
-    low = sum(min(0.0, float(raw[g].min())) for g in groups)
-    high = sum(max(0.0, float(raw[g].max())) for g in groups)
-    return raw / (high - low)
+    raw = torch.tensor([rng.gauss(0, 1) for _ in states], dtype=torch.float64)
+    return normalise(raw, states)[0]
 
 
 def main() -> None:
@@ -56,7 +53,7 @@ def main() -> None:
     for n in sizes:
         covered, errors, widths = [], [], []
         for case in range(args.cases):
-            truth = true_utilities(rng, len(states))
+            truth = true_utilities(rng, states)
             situations = [rng.choice(combos) for _ in range(n)]
             choices = simulate_choices(oracle, beliefs, truth, args.beta, situations, seed=rng.randrange(2**31))
             post = infer_values(oracle, beliefs, choices, draws=args.draws, warmup=args.draws, seed=case)

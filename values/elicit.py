@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from oracle.oracle import Oracle
-from oracle.query import Query
-from values.infer import SCALED_SD, free_states
+from values.infer import SCALED_SD, free_states, normalise, situation_features
 from worldmodel.compile import BeliefState
 
 SETTLED = 0.95
@@ -67,7 +66,7 @@ class Elicitor:
         upstream = situations if situations is not None else self._situations(net)
         self.situations = [dict(s) for s in upstream]
         # the decision's situation ({}: what the party now believes) and the asked-about ones, in one call
-        table = self._features(oracle, beliefs, [{}] + self.situations)
+        table = situation_features(oracle, beliefs, [{}] + self.situations)
         self.decision_features = table[0]  # (actions, states)
         self.questions = self._questions(table[1:])
         self.asked: list[tuple[Question, str]] = []
@@ -82,17 +81,6 @@ class Elicitor:
         if not roots or combos > 64:
             return []
         return [dict(zip(roots, c)) for c in itertools.product(*(net.states[v] for v in roots))]
-
-    def _features(self, oracle: Oracle, beliefs: BeliefState, situations) -> torch.Tensor:
-        net = self.network
-        queries = [Query(do={net.decision: a}, given=dict(g)) for g in situations for a in self.actions]
-        means = oracle.posterior_means(queries, [beliefs] * len(queries))
-        out = torch.empty(len(situations), len(self.actions), len(self.states), dtype=torch.float64)
-        for k in range(len(situations)):
-            for i in range(len(self.actions)):
-                m = means[k * len(self.actions) + i]
-                out[k, i] = torch.stack([m[o][net.states[o].index(s)] for o, s in self.states])
-        return out
 
     def _questions(self, table: torch.Tensor) -> list[Question]:
         out = []
@@ -156,12 +144,7 @@ class Elicitor:
 
     def summary(self) -> dict:
         """Posterior means and 90% intervals of the normalised utilities (weighted particles)."""
-        groups: dict[str, list[int]] = {}
-        for j, (o, _) in enumerate(self.states):
-            groups.setdefault(o, []).append(j)
-        low = sum(torch.clamp(self.scaled[:, g].min(-1).values, max=0.0) for g in groups.values())
-        high = sum(torch.clamp(self.scaled[:, g].max(-1).values, min=0.0) for g in groups.values())
-        u = self.scaled / (high - low).unsqueeze(-1)
+        u, _ = normalise(self.scaled, self.states)
         w = self.weights
         out: dict = {}
         for j, (o, s) in enumerate(self.states):

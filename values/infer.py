@@ -89,20 +89,37 @@ def check_choices(network: Network, choices: Sequence[Choice]) -> None:
                 raise CruxError(f"choice {k}: {unknown(f'state of {var}', state, network.states[var])}")
 
 
-def outcome_features(oracle: Oracle, beliefs: BeliefState, choices: Sequence[Choice]) -> torch.Tensor:
-    """``(situations, actions, free states)``: P(outcome = state | do(a), given) under the beliefs,
-    for one batched oracle call."""
+def situation_features(
+    oracle: Oracle, beliefs: BeliefState, situations: Sequence[Mapping[str, str]]
+) -> torch.Tensor:
+    """``(situations, actions, free states)``: P(outcome = state | do(a), situation) under the
+    beliefs, for one batched oracle call."""
     net = oracle.model.network
     actions = net.states[net.decision]
     states = free_states(net)
-    queries = [Query(do={net.decision: a}, given=dict(c.given)) for c in choices for a in actions]
+    queries = [Query(do={net.decision: a}, given=dict(g)) for g in situations for a in actions]
     means = oracle.posterior_means(queries, [beliefs] * len(queries))
-    out = torch.empty(len(choices), len(actions), len(states), dtype=torch.float64)
-    for k in range(len(choices)):
+    out = torch.empty(len(situations), len(actions), len(states), dtype=torch.float64)
+    for k in range(len(situations)):
         for i in range(len(actions)):
             m = means[k * len(actions) + i]
             out[k, i] = torch.stack([m[o][net.states[o].index(s)] for o, s in states])
     return out
+
+
+def outcome_features(oracle: Oracle, beliefs: BeliefState, choices: Sequence[Choice]) -> torch.Tensor:
+    """:func:`situation_features` of the situations the choices were made in."""
+    return situation_features(oracle, beliefs, [c.given for c in choices])
+
+
+def normalise(scaled: torch.Tensor, states: list[tuple[str, str]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``beta x utilities`` (each outcome's first state at 0) split into the utilities over the
+    range of the joint outcome, and beta = that range."""
+    groups = _groups(states)
+    low = sum(torch.clamp(scaled[..., g].min(-1).values, max=0.0) for g in groups)
+    high = sum(torch.clamp(scaled[..., g].max(-1).values, min=0.0) for g in groups)
+    span = high - low
+    return scaled / span.unsqueeze(-1), span
 
 
 def _groups(states: list[tuple[str, str]]) -> list[list[int]]:
@@ -127,7 +144,6 @@ def infer_values(
     states = free_states(net)
     features = outcome_features(oracle, beliefs, choices)
     chosen = torch.tensor([net.states[net.decision].index(c.chose) for c in choices])
-    groups = _groups(states)
 
     def model():
         scaled = pyro.sample("scaled", _SCALED_PRIOR(len(states)))
@@ -135,7 +151,7 @@ def infer_values(
             pyro.sample("choice", dist.Categorical(logits=features @ scaled), obs=chosen)
 
     samples = _run(model, draws, warmup, seed)
-    return _posterior(states, groups, samples["scaled"])
+    return _posterior(states, samples["scaled"])
 
 
 def infer_values_and_beliefs(
@@ -157,7 +173,6 @@ def infer_values_and_beliefs(
         if net.parents[var] or var == net.decision or var in net.continuous:
             raise CruxError(f"{var}: only the prior of a discrete root variable can be inferred")
     states = free_states(net)
-    groups = _groups(states)
     actions = net.states[net.decision]
     engine = ExactEngine(net)
     tables = {v: beliefs.mean(v).unsqueeze(0) for v in beliefs.concentration}
@@ -198,7 +213,7 @@ def infer_values_and_beliefs(
             pyro.sample("choice", dist.Categorical(logits=features(priors) @ scaled), obs=chosen)
 
     samples = _run(model, draws, warmup, seed)
-    posterior = _posterior(states, groups, samples["scaled"])
+    posterior = _posterior(states, samples["scaled"])
     for v in unknown_priors:
         for i, s in enumerate(net.states[v]):
             posterior.extra[f"P({v}={s})"] = samples[f"prior:{v}"][:, i]
@@ -216,11 +231,9 @@ removes the ridge between beta and the utilities' scale (which normalisation div
 and NUTS moves freely."""
 
 
-def _posterior(states, groups, scaled: torch.Tensor) -> ValuePosterior:
+def _posterior(states, scaled: torch.Tensor) -> ValuePosterior:
     """Draws of v = beta * u: u = v / range(v), beta = range(v)."""
-    low = sum(torch.clamp(scaled[..., g].min(-1).values, max=0.0) for g in groups)
-    high = sum(torch.clamp(scaled[..., g].max(-1).values, min=0.0) for g in groups)
-    return ValuePosterior(states, scaled / (high - low).unsqueeze(-1), high - low)
+    return ValuePosterior(states, *normalise(scaled, states))
 
 
 def _run(model, draws: int, warmup: int, seed: int) -> dict[str, torch.Tensor]:
@@ -243,7 +256,7 @@ def simulate_choices(
     """Choices a noisy-rational party with these normalised utilities would make."""
     net = oracle.model.network
     actions = net.states[net.decision]
-    features = outcome_features(oracle, beliefs, [Choice(given=g, chose=actions[0]) for g in situations])
+    features = situation_features(oracle, beliefs, situations)
     probs = torch.softmax(beta * (features @ utility), dim=-1)
     generator = torch.Generator().manual_seed(seed)
     picks = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
