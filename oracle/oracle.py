@@ -169,7 +169,7 @@ class Oracle:
         is normal, else sampled.  The method is ``sampled`` if any target was."""
         by_kind: dict[str, list[str]] = {}
         for t in members[0].outcomes:
-            by_kind.setdefault(self._kind(replace(members[0], outcomes=(t,))), []).append(t)
+            by_kind.setdefault(self._kind(members[0], t), []).append(t)
         if "mixed" in by_kind and self.method == "exact":
             raise QueryError(
                 "exact inference covers discrete networks and purely normal ones; this query mixes discrete and "
@@ -178,15 +178,12 @@ class Oracle:
         posts: dict[str, torch.Tensor] = {}
         errors: dict[str, torch.Tensor] = {}
         sampled: list[str] = list(by_kind.get("mixed", []))
-        if by_kind.get("normal"):
-            if self.method == "sampled":
-                sampled += by_kind["normal"]
-            else:
+        if self.method == "sampled":
+            sampled += by_kind.get("normal", []) + by_kind.get("discrete", [])
+        else:
+            if by_kind.get("normal"):
                 posts.update(self._gaussian(_with_targets(members, by_kind["normal"]), states))
-        if by_kind.get("discrete"):
-            if self.method == "sampled":
-                sampled += by_kind["discrete"]
-            else:
+            if by_kind.get("discrete"):
                 try:
                     posts.update(self._contract(_with_targets(members, by_kind["discrete"]), states, draws))
                 except TooLarge:
@@ -199,8 +196,9 @@ class Oracle:
             errors.update(found_errors)
         return posts, "sampled" if sampled else "exact", errors or None
 
-    def _kind(self, r: Resolved) -> str:
-        """discrete, normal (every variable touched is continuous) or mixed."""
+    def _kind(self, r: Resolved, target: str) -> str:
+        """How ``target`` can be answered: discrete, normal (everything it touches is
+        continuous) or mixed."""
         net = self.model.network
         if not net.continuous:
             return "discrete"
@@ -210,9 +208,9 @@ class Oracle:
             cut.remove_edges_from([(p, v) for v in do for p in net.parents[v]])
             given = [
                 g for g in given
-                if not nx.is_d_separator(cut, set(r.outcomes) - {g}, {g}, set(given) - {g} - set(r.outcomes))
+                if g == target or not nx.is_d_separator(cut, {target}, {g}, set(given) - {g, target})
             ]
-        needed = relevant(net, r.outcomes, do, given)
+        needed = relevant(net, [target], do, given)
         touched = needed & net.continuous
         if not touched:
             return "discrete"

@@ -52,7 +52,7 @@ from oracle.query import Query, QueryError
 from worldmodel.compile import BeliefState
 from worldmodel.entities import library_types
 from worldmodel.errors import CruxError, ModelError, unknown
-from worldmodel.load import read_data, validate_data
+from worldmodel.load import read_data, read_text, validate_data
 from worldmodel.model import Model
 from worldmodel.spec import EntityType, Scenario
 
@@ -109,13 +109,7 @@ def _surprise(p: float) -> float:
 def read_observations(path: str | Path) -> list[Observation]:
     """The observations of a JSON-lines file, one ``{"t", "entity", "attribute", "value"}``
     object a line (blank lines skipped); errors say ``FILE: line N: ...``."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CruxError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise CruxError(f"{path}: cannot read: {err}") from None
+    text = read_text(path, "a file of observations")
     return parse_observations(text.splitlines(), source=str(path))
 
 
