@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -12,8 +12,11 @@ from values.utility import Utility
 from worldmodel.compile import BeliefState
 
 
-def action_marginals(oracle: Oracle, states: Sequence[BeliefState]) -> list[dict[str, torch.Tensor]]:
-    """For each belief state, ``{outcome: (actions, card)}``: the outcomes of every action.
+def action_marginals(
+    oracle: Oracle, states: Sequence[BeliefState], situations: Sequence[Mapping[str, str]] | None = None
+) -> list[dict[str, torch.Tensor]]:
+    """For each belief state (seeing its situation, if given: ``{variable: state}``),
+    ``{outcome: (actions, card)}``: the outcomes of every action.
 
     All states and actions run as one batch (the tables of the states are
     stacked), not as a loop of queries.
@@ -22,7 +25,8 @@ def action_marginals(oracle: Oracle, states: Sequence[BeliefState]) -> list[dict
     if net.decision is None:
         raise ValueError("the model has no decision")
     actions = net.states[net.decision]
-    queries = [Query(do={net.decision: a}) for _ in states for a in actions]
+    seen = situations if situations is not None else [{}] * len(states)
+    queries = [Query(do={net.decision: a}, given=dict(g)) for g in seen for a in actions]
     means = oracle.posterior_means(queries, [s for s in states for _ in actions])
     out = []
     for k in range(len(states)):

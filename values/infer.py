@@ -26,7 +26,7 @@ from pyro.infer import MCMC, NUTS
 
 from oracle.exact import ExactEngine
 from oracle.oracle import Oracle
-from oracle.query import Query
+from values.expected import action_marginals
 from worldmodel.compile import BeliefState, Network
 from worldmodel.errors import CruxError, unknown
 
@@ -95,16 +95,11 @@ def situation_features(
     """``(situations, actions, free states)``: P(outcome = state | do(a), situation) under the
     beliefs, for one batched oracle call."""
     net = oracle.model.network
-    actions = net.states[net.decision]
-    states = free_states(net)
-    queries = [Query(do={net.decision: a}, given=dict(g)) for g in situations for a in actions]
-    means = oracle.posterior_means(queries, [beliefs] * len(queries))
-    out = torch.empty(len(situations), len(actions), len(states), dtype=torch.float64)
-    for k in range(len(situations)):
-        for i in range(len(actions)):
-            m = means[k * len(actions) + i]
-            out[k, i] = torch.stack([m[o][net.states[o].index(s)] for o, s in states])
-    return out
+    columns = [(o, net.states[o].index(s)) for o, s in free_states(net)]
+    if not columns:
+        raise CruxError("the model has no discrete outcome whose values could be inferred")
+    marginals = action_marginals(oracle, [beliefs] * len(situations), situations)
+    return torch.stack([torch.stack([m[o][:, i] for o, i in columns], dim=-1) for m in marginals])
 
 
 def outcome_features(oracle: Oracle, beliefs: BeliefState, choices: Sequence[Choice]) -> torch.Tensor:
