@@ -65,14 +65,15 @@ def row_value(
     """Value of learning one row of ``var``'s table exactly: over ``cells``, the largest
     E_theta[max_a EU(a; theta)] - max_a E_theta[EU(a; theta)], theta drawn from that
     party's Dirichlet for the row."""
-    best = 0.0
-    for k, (state, utility) in enumerate(cells):
-        draws = dirichlet_draws(state.concentration[var][row], samples, seed + k)
-        hypothetical = []
-        for draw in draws:
+    hypothetical = []
+    for k, (state, _) in enumerate(cells):
+        for draw in dirichlet_draws(state.concentration[var][row], samples, seed + k):
             table = state.concentration[var].clone()
             table[row] = draw  # the mean of a row is its normalised concentration: this row is now ``draw``
-            hypothetical.append(BeliefState({**state.concentration, var: table}, state.likelihood))
-        eu = torch.stack([utility.expected(m) for m in action_marginals(oracle, hypothetical)])
+            hypothetical.append(BeliefState({**state.concentration, var: table}, state.likelihood, state.normal))
+    marginals = action_marginals(oracle, hypothetical)  # every cell's draws in one batch
+    best = 0.0
+    for k, (_, utility) in enumerate(cells):
+        eu = torch.stack([utility.expected(m) for m in marginals[k * samples : (k + 1) * samples]])
         best = max(best, float(eu.max(dim=1).values.mean() - eu.mean(dim=0).max()))
     return max(0.0, best)
