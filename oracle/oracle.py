@@ -17,6 +17,7 @@ import torch
 from oracle.device import resolve_device
 from oracle.exact import ExactEngine, ImpossibleEvidence, TooLarge, relevant
 from oracle.gaussian import Z90, gaussian_marginals
+from oracle.junction import JunctionTree
 from oracle.params import draw_tables
 from oracle.query import Answer, Density, Distribution, Query, QueryError, Resolved, resolve
 from oracle.sample import Sampler
@@ -40,6 +41,8 @@ MAX_BYTES = 2 * 2**30
 """Default memory allowed for one exact contraction's largest intermediate."""
 INTERVAL_DRAWS = 100
 """Parameter draws behind a sampled answer's interval (each with particles / draws particles)."""
+_TREE_CELLS = 1 << 19
+"""Numbers per call of the junction tree pass (clique cells x queries): small enough to stay in cache."""
 
 
 class Oracle:
@@ -76,7 +79,9 @@ class Oracle:
         self.dtype = dtype
         self.method = method
         self.particles = particles
+        self.max_bytes = max_bytes
         self._engine = ExactEngine(model.network, max_bytes=max_bytes)
+        self._tree: JunctionTree | None | bool = False  # False: not built yet; None: none fits
         self._sampler = Sampler(model.network)
         self._cache: OrderedDict[tuple[int, bool], tuple[BeliefState, dict[str, torch.Tensor]]] = OrderedDict()
 
@@ -143,11 +148,14 @@ class Oracle:
     def _run(self, resolved: list[Resolved], states: list[BeliefState], draws: bool) -> list[tuple]:
         """Per query, in order: posteriors ``{target: (1 + draws or 1, card)}`` on the CPU, the
         method that computed them, and (sampled) their standard errors ``{target: (card,)}``."""
-        groups: dict[tuple, list[int]] = {}
-        for i, r in enumerate(resolved):
-            groups.setdefault(r.structure[1:], []).append(i)
         out: list[tuple] = [None] * len(resolved)  # type: ignore[list-item]
         per_query = (self.samples + 1) if draws and not all(s.certain for s in states) else 1
+        rest = range(len(resolved))
+        if per_query == 1:
+            rest = self._run_tree(resolved, states, out)
+        groups: dict[tuple, list[int]] = {}
+        for i in rest:
+            groups.setdefault(resolved[i].structure[1:], []).append(i)
         step = max(1, _CELLS_PER_CALL // per_query)
         for indices in groups.values():
             for start in range(0, len(indices), step):
@@ -158,10 +166,49 @@ class Oracle:
                     if len(resolved) == 1:
                         raise
                     raise QueryError(f"query {chunk[err.index] + 1}: {err}") from None
+                rows = {t: p.cpu().unbind(1) for t, p in posts.items()}
                 for b, i in enumerate(chunk):
                     errors = None if stderr is None else {t: e[b].cpu() for t, e in stderr.items()}
-                    out[i] = ({t: p[:, b].cpu() for t, p in posts.items()}, method, errors)
+                    out[i] = ({t: p[b] for t, p in rows.items()}, method, errors)
         return out
+
+    def _junction(self) -> JunctionTree | None:
+        """The network's junction tree, built on first use; None where it cannot serve (continuous
+        variables, or a clique too large for the memory allowed)."""
+        if self._tree is False:
+            net = self.model.network
+            tree = None if net.continuous else JunctionTree(net, max_cells=self.max_bytes // (8 * 4))
+            self._tree = tree if tree is not None and tree.fits else None
+        return self._tree  # type: ignore[return-value]
+
+    def _run_tree(self, resolved: list[Resolved], states: list[BeliefState], out: list) -> list[int]:
+        """Queries of more than one structure, without parameter draws, in one junction tree pass per
+        chunk (:mod:`oracle.junction`); fills ``out`` and returns the indices left to the einsum engine."""
+        if self.method == "sampled" or len({r.structure[1:] for r in resolved}) < 2:
+            return list(range(len(resolved)))
+        tree = self._junction()
+        if tree is None:
+            return list(range(len(resolved)))
+        decision = self.model.network.decision
+        mine = [i for i, r in enumerate(resolved) if decision is None or any(v == decision for v, _ in r.do)]
+        step = max(1, _TREE_CELLS // tree.cells)
+        for start in range(0, len(mine), step):
+            chunk = mine[start : start + step]
+            members, chunk_states = [resolved[i] for i in chunk], [states[i] for i in chunk]
+            tables = self._tables(chunk_states, False, set(self.model.network.order))
+            posts, impossible = tree.marginals(
+                tables, self._likelihoods(chunk_states), *self._settings(members), [t for r in members for t in r.outcomes], len(chunk)
+            )
+            if bool(impossible[0].any()):
+                b = int(impossible[0].nonzero()[0])
+                if len(resolved) == 1:
+                    raise ImpossibleEvidence(b)
+                raise QueryError(f"query {chunk[b] + 1}: {ImpossibleEvidence(b)}")
+            rows = {t: p.cpu().unbind(1) for t, p in posts.items()}
+            for b, (i, r) in enumerate(zip(chunk, members)):
+                out[i] = ({t: rows[t][b] for t in r.outcomes}, "exact", None)
+        taken = set(mine)
+        return [i for i in range(len(resolved)) if i not in taken]
 
     def _answer(self, members: list[Resolved], states: list[BeliefState], draws: bool) -> tuple:
         """One group, target by target: discrete targets exact if the contraction fits (or is
@@ -229,14 +276,40 @@ class Oracle:
                 out[t][0, b] = torch.tensor([mean, sd, mean - Z90 * sd, mean + Z90 * sd], dtype=torch.float64)
         return out
 
-    def _inputs(self, members: list[Resolved], states: list[BeliefState]):
-        """Likelihoods, the batch's discrete intervention and evidence indices, and the targets."""
+    def _likelihoods(self, states: list[BeliefState]) -> dict[str, torch.Tensor]:
+        """Soft evidence on the device: ``(card,)`` shared by the batch, or ``(B, card)``."""
         net = self.model.network
         observed = dict.fromkeys(v for s in states for v in s.likelihood)
         likelihood = _stack_or_share(
             {v: [s.likelihood.get(v) for s in states] for v in observed},
             lambda v: torch.ones(net.card(v), dtype=torch.float64),
         )
+        return {v: t.to(self.device, self.dtype) for v, t in likelihood.items()}
+
+    def _settings(self, members: list[Resolved]) -> tuple[dict, dict]:
+        """Per variable, ``(mask, index)`` over the batch: which queries set it (do) or see it
+        (given), and the state; for queries of any structure."""
+        columns: tuple[dict, dict] = ({}, {})
+        for b, r in enumerate(members):
+            for found, pairs in zip(columns, (r.do, r.given)):
+                for v, i in pairs:
+                    found.setdefault(v, ([], []))
+                    found[v][0].append(b)
+                    found[v][1].append(int(i))
+        out: tuple[dict, dict] = ({}, {})
+        for found, packed in zip(columns, out):
+            for v, (rows, index) in found.items():
+                mask = torch.zeros(len(members), dtype=torch.bool, device=self.device)
+                at = torch.zeros(len(members), dtype=torch.long, device=self.device)
+                where = torch.tensor(rows, dtype=torch.long, device=self.device)
+                mask[where] = True
+                at[where] = torch.tensor(index, dtype=torch.long, device=self.device)
+                packed[v] = (mask, at)
+        return out
+
+    def _inputs(self, members: list[Resolved], states: list[BeliefState]):
+        """Likelihoods, the batch's discrete intervention and evidence indices, and the targets."""
+        net = self.model.network
 
         def indices(rows: list[tuple[tuple[str, int | float], ...]]) -> torch.Tensor:
             values = [[int(i) for v, i in row if v not in net.continuous] for row in rows]
@@ -244,7 +317,7 @@ class Oracle:
 
         first = members[0]
         return (
-            {v: t.to(self.device, self.dtype) for v, t in likelihood.items()},
+            self._likelihoods(states),
             [v for v, _ in first.do if v not in net.continuous],
             indices([r.do for r in members]),
             [v for v, _ in first.given if v not in net.continuous],

@@ -1,0 +1,285 @@
+"""Exact marginals for a batch of queries of *any* structure: one junction tree per network.
+
+The einsum engine (:mod:`oracle.exact`) contracts one structure at a time; a batch of
+1,000 queries that each intervene on, observe and ask about different variables would
+be 1,000 contractions.  Here every query runs through the same junction tree — the
+cliques of the network's triangulated moral graph — in one batched Hugin pass:
+
+- an intervention ``do(X=x)`` replaces X's table, for that query only, by a one-hot
+  vector on ``x`` that ignores X's parents.  The moral graph of the cut network is a
+  subgraph of the full one, so one tree serves every intervention;
+- hard evidence is a one-hot likelihood vector per query, soft evidence (a party's
+  observe facts) a likelihood vector, multiplied into a clique holding the variable;
+- every tensor carries two leading axes, ``S`` draws of the parameters and ``B``
+  queries, each of size 1 where it is shared: a clique that nothing in the batch
+  touches is computed once, not once per query.
+
+Messages are normalised per query as they go (no underflow however much is observed);
+evidence of probability zero leaves a zero total.  The tree is found once per network
+(greedy min-fill elimination, ties to the smaller clique) and kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import reduce
+
+import networkx as nx
+import torch
+
+from worldmodel.compile import Network
+
+
+@dataclass(frozen=True)
+class _Clique:
+    variables: tuple[str, ...]
+    """In the network's topological order (so every separator keeps its order in both cliques)."""
+    shape: tuple[int, ...]
+
+
+def elimination_cliques(
+    network: Network, variables: Sequence[str], max_cells: float = math.inf
+) -> list[frozenset[str]] | None:
+    """The maximal cliques of the moral graph of ``variables`` triangulated by greedy elimination:
+    fewest fill-in edges first, ties to the smallest clique (product of cardinalities).  None as
+    soon as a clique would hold more than ``max_cells`` numbers."""
+    neighbours: dict[str, set[str]] = {v: set() for v in variables}
+    for v in variables:
+        family = [v, *network.parents[v]]
+        for a in family:
+            neighbours[a].update(f for f in family if f != a)
+    log_card = {v: math.log(network.card(v)) for v in variables}
+    limit = math.log(max_cells) + 1e-9
+
+    def score(v: str) -> tuple[int, float]:
+        around = list(neighbours[v])
+        fill = sum(1 for i, a in enumerate(around) for b in around[i + 1 :] if b not in neighbours[a])
+        return fill, log_card[v] + sum(log_card[a] for a in around)
+
+    scores = {v: score(v) for v in variables}
+    cliques: list[frozenset[str]] = []
+    while scores:
+        v = min(scores, key=scores.__getitem__)
+        around = neighbours.pop(v)
+        scores_of_v = scores.pop(v)
+        clique = frozenset(around | {v})
+        if scores_of_v[1] > limit:
+            return None
+        if not any(clique <= c for c in cliques):
+            cliques.append(clique)
+        for a in around:
+            neighbours[a].discard(v)
+            neighbours[a].update(b for b in around if b != a)
+        touched = set(around)
+        for a in around:
+            touched |= neighbours[a]
+        for a in touched:
+            scores[a] = score(a)
+    return cliques
+
+
+class JunctionTree:
+    """A junction tree of a (discrete) network, and its batched Hugin pass."""
+
+    def __init__(self, network: Network, max_cells: float = math.inf):
+        """``max_cells``: give up (``fits`` False) when a clique would hold more numbers."""
+        if network.continuous:
+            raise ValueError("a junction tree covers discrete networks only")
+        self.network = net = network
+        position = net.position
+        found = elimination_cliques(net, net.order, max_cells)
+        self.fits = found is not None
+        if found is None:
+            return
+        self.cliques = [
+            _Clique(vs, tuple(net.card(v) for v in vs))
+            for vs in (tuple(sorted(c, key=position.__getitem__)) for c in found)
+        ]
+        # A maximum spanning tree of the clique graph, weighted by separator size, is a junction tree.
+        holding: dict[str, list[int]] = {}
+        for i, c in enumerate(self.cliques):
+            for v in c.variables:
+                holding.setdefault(v, []).append(i)
+        graph = nx.Graph()
+        graph.add_nodes_from(range(len(self.cliques)))
+        for members in holding.values():
+            for i, a in enumerate(members):
+                for b in members[i + 1 :]:
+                    if not graph.has_edge(a, b):
+                        shared = set(self.cliques[a].variables) & set(self.cliques[b].variables)
+                        graph.add_edge(a, b, weight=len(shared))
+        tree = nx.maximum_spanning_tree(graph)
+        # Root each connected part at its largest clique; parents before children.
+        self.parent: dict[int, int | None] = {}
+        self.order: list[int] = []
+        for part in nx.connected_components(tree):
+            root = max(part, key=lambda i: math.prod(self.cliques[i].shape))
+            self.parent[root] = None
+            for a, b in nx.bfs_edges(tree, root):
+                self.parent[b] = a
+            self.order.extend([root, *(b for _, b in nx.bfs_edges(tree, root))])
+        self.roots = [i for i in self.order if self.parent[i] is None]
+        self.children: dict[int, list[int]] = {i: [] for i in self.order}
+        for i in self.order:
+            if self.parent[i] is not None:
+                self.children[self.parent[i]].append(i)
+        # Each table (and each variable's evidence) lives in the smallest clique holding its family;
+        # each variable's marginal is read from the smallest clique holding it.
+        size = [math.prod(c.shape) for c in self.cliques]
+        self.family_home: dict[str, int] = {}
+        self.home: dict[str, int] = {}
+        for v in net.order:
+            family = {v, *net.parents[v]}
+            self.family_home[v] = min(
+                (i for i in holding[v] if family <= set(self.cliques[i].variables)), key=size.__getitem__
+            )
+            self.home[v] = min(holding[v], key=size.__getitem__)
+        self.cells = sum(size)
+        """Numbers held per query and draw by the clique tables (the pass keeps about twice this)."""
+        self.largest = max(size)
+
+    # -- shapes ------------------------------------------------------------------------------
+
+    def _view(self, clique: int, names: Sequence[str]) -> list[int]:
+        """The trailing shape that lays axes ``names`` (in clique order) into the clique's axes."""
+        have = set(names)
+        return [self.network.card(v) if v in have else 1 for v in self.cliques[clique].variables]
+
+    def _family(self, var: str, table: torch.Tensor) -> torch.Tensor:
+        """A ``(S, B or 1, *parents, var)`` table with its axes in clique order, viewed into its home."""
+        net = self.network
+        axes = [*net.parents[var], var]
+        home = self.cliques[self.family_home[var]].variables
+        ordered = sorted(range(len(axes)), key=lambda j: home.index(axes[j]))
+        table = table.permute(0, 1, *(2 + j for j in ordered))
+        return table.reshape(*table.shape[:2], *self._view(self.family_home[var], axes))
+
+    def _vector(self, clique: int, var: str, vec: torch.Tensor) -> torch.Tensor:
+        """A ``(B or 1, card)`` vector over ``var`` viewed into a clique, with a leading S of 1."""
+        return vec.reshape(1, vec.shape[0], *self._view(clique, [var]))
+
+    # -- the pass -----------------------------------------------------------------------------
+
+    def marginals(
+        self,
+        tables: Mapping[str, torch.Tensor],
+        likelihood: Mapping[str, torch.Tensor],
+        do: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+        given: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+        targets: Sequence[str],
+        batch: int,
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """``P(target | do, given, soft evidence)`` of every target, draw and query.
+
+        ``tables[v]``: ``(S, *parents, v)`` or ``(S, B, *parents, v)``; ``likelihood[v]``:
+        ``(v,)`` or ``(B, v)``; ``do[v]`` / ``given[v]``: ``(mask, index)``, a bool ``(B,)``
+        of the queries that set (see) ``v`` and a long ``(B,)`` of the state they set (see).
+        A variable without a table must be set by every query.  Returns ``{target: (S, B,
+        card)}`` normalised over the last axis, and the ``(S, B)`` mask of queries whose
+        evidence has probability 0 (their rows are NaN).
+        """
+        net = self.network
+        like = next(iter(tables.values()))
+        kind = {"dtype": like.dtype, "device": like.device}
+        factors: dict[int, list[torch.Tensor]] = {i: [] for i in self.order}
+        for var in net.order:
+            card = net.card(var)
+            table = tables.get(var)
+            if table is not None and table.dim() == len(net.parents[var]) + 2:
+                table = table.unsqueeze(1)
+            if var in do:
+                mask, index = do[var]
+                hot = torch.nn.functional.one_hot(index, card).to(**kind)
+                hot = hot.reshape(1, batch, *[1] * len(net.parents[var]), card)
+                if table is None:
+                    table = hot
+                else:
+                    shape = (1, batch, *[1] * (len(net.parents[var]) + 1))
+                    table = torch.where(mask.reshape(shape), hot, table)
+            elif table is None:
+                raise ValueError(f"{var} has no table: every query must set it")
+            factors[self.family_home[var]].append(self._family(var, table))
+            vec = likelihood.get(var)
+            if vec is not None:
+                vec = vec.to(**kind)
+                vec = vec.reshape(1, card) if vec.dim() == 1 else vec
+            if var in given:
+                mask, index = given[var]
+                hot = torch.nn.functional.one_hot(index, card).to(**kind)
+                seen = torch.where(mask.unsqueeze(1), hot, torch.ones((), **kind))
+                vec = seen if vec is None else vec * seen
+            if vec is not None and var in do:  # a set variable is not evidence
+                vec = torch.where(do[var][0].unsqueeze(1), torch.ones((), **kind), vec)
+            if vec is not None:
+                factors[self.family_home[var]].append(self._vector(self.family_home[var], var, vec))
+
+        def potential(i: int) -> torch.Tensor:
+            shape = self.cliques[i].shape
+            found = factors[i]
+            if not found:
+                return torch.ones((), **kind).expand(1, 1, *shape)
+            out = reduce(torch.mul, found)  # a stride-0 axis sums like the full one
+            return out if out.shape[2:] == shape else out.expand(*out.shape[:2], *shape)
+
+        def axes_out(i: int, keep: Sequence[str]) -> list[int]:
+            kept = set(keep)
+            return [2 + j for j, v in enumerate(self.cliques[i].variables) if v not in kept]
+
+        def normalised(m: torch.Tensor) -> torch.Tensor:
+            if m.dim() == 2:
+                return m
+            total = m.sum(dim=list(range(2, m.dim())), keepdim=True)
+            return m / total.clamp_min(torch.finfo(m.dtype).tiny)
+
+        separator = {
+            i: [v for v in self.cliques[i].variables if v in set(self.cliques[p].variables)]
+            for i, p in self.parent.items()
+            if p is not None
+        }
+        up: dict[int, torch.Tensor] = {}
+        message: dict[int, torch.Tensor] = {}
+        for i in reversed(self.order):
+            belief = potential(i)
+            for k in self.children[i]:
+                belief = belief * message[k].reshape(*message[k].shape[:2], *self._view(i, separator[k]))
+            up[i] = belief
+            p = self.parent[i]
+            if p is not None:
+                dims = axes_out(i, separator[i])
+                message[i] = normalised(belief.sum(dim=dims) if dims else belief)
+        # Distribute only along the paths from the roots to the cliques the targets are read from.
+        wanted = {self.home[t] for t in targets}
+        needed: set[int] = set()
+        for i in wanted:
+            while i is not None and i not in needed:
+                needed.add(i)
+                i = self.parent[i]
+        belief: dict[int, torch.Tensor] = {i: up[i] for i in self.roots}
+        for i in self.order:
+            if i not in needed or i in belief:
+                continue
+            p = self.parent[i]
+            dims = axes_out(p, separator[i])
+            down = belief[p].sum(dim=dims) if dims else belief[p]
+            sent = message[i]
+            down = torch.where(sent > 0, down / torch.where(sent > 0, sent, torch.ones((), **kind)), torch.zeros((), **kind))
+            belief[i] = up[i] * normalised(down).reshape(*down.shape[:2], *self._view(i, separator[i]))
+        # Every query's evidence is weighed in each part's root: a zero total there is impossible evidence.
+        floor = torch.finfo(kind["dtype"]).tiny / torch.finfo(kind["dtype"]).eps
+        impossible = torch.zeros(1, 1, dtype=torch.bool, device=kind["device"])
+        for r in self.roots:
+            total = up[r].sum(dim=list(range(2, up[r].dim()))) if up[r].dim() > 2 else up[r]
+            impossible = impossible | (total <= floor)
+        samples = max(t.shape[0] for t in tables.values())
+        impossible = impossible.expand(samples, batch)
+        out: dict[str, torch.Tensor] = {}
+        for t in dict.fromkeys(targets):
+            i = self.home[t]
+            dims = axes_out(i, [t])
+            joint = belief[i].sum(dim=dims) if dims else belief[i]
+            joint = joint.reshape(joint.shape[0], joint.shape[1], -1).expand(samples, batch, net.card(t))
+            total = joint.sum(-1, keepdim=True)
+            out[t] = torch.where(impossible.unsqueeze(-1), torch.nan, joint / total.clamp_min(floor))
+        return out, impossible

@@ -1,0 +1,172 @@
+"""The junction tree pass (batches of mixed structure) against the reference enumerator, the
+einsum engine and the tree's own invariants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from oracle.junction import JunctionTree, elimination_cliques
+from oracle.oracle import Oracle
+from oracle.query import Query, QueryError
+from tests.oracle.test_networks import random_queries
+from tests.oracle.test_properties import PARTIES, SLOW_DATA, close, queries, scenarios, valid
+from worldmodel import reference
+from worldmodel.load import load_scenario
+from worldmodel.model import Model, load_model
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "squirrel_or_cat.yaml"
+NETWORKS = ["asia", "cancer", "earthquake", "sachs", "survey", "alarm", "child"]
+
+
+def spy(monkeypatch) -> list[int]:
+    """Count the junction tree passes (and the queries in each)."""
+    calls: list[int] = []
+    real = JunctionTree.marginals
+
+    def counting(self, *args, **kwargs):
+        calls.append(args[-1] if args else kwargs["batch"])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(JunctionTree, "marginals", counting)
+    return calls
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_the_tree_is_a_junction_tree(name):
+    """Every family lies in a clique (its table has a home), every clique is maximal, the tree
+    spans the cliques, and the cliques holding a variable are connected (running intersection)."""
+    net = load_model(DATA / f"{name}.bif.gz").network
+    tree = JunctionTree(net)
+    cliques = [set(c.variables) for c in tree.cliques]
+    assert all(not a < b for a in cliques for b in cliques)
+    assert len(tree.order) == len(cliques) == len(set(tree.order))
+    for v in net.order:
+        assert {v, *net.parents[v]} <= cliques[tree.family_home[v]]
+        holding = {i for i, c in enumerate(cliques) if v in c}
+        # connected: all but one of the holding cliques have their tree parent holding v too
+        tops = [i for i in holding if tree.parent[i] is None or tree.parent[i] not in holding]
+        assert len(tops) == 1, (v, tops)
+
+
+def test_a_clique_too_large_gives_up():
+    net = load_model(DATA / "alarm.bif.gz").network
+    assert elimination_cliques(net, net.order, max_cells=10) is None
+    assert not JunctionTree(net, max_cells=10).fits
+    assert JunctionTree(net).fits
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=SLOW_DATA)
+@given(raw=scenarios(), data=st.data())
+def test_mixed_batches_equal_the_reference(raw, data):
+    """Random scenarios (soft evidence, counts, per-party priors), a batch of queries of mixed
+    structure and mixed parties answered in one tree pass: each equals the enumerator."""
+    scenario = valid(raw)
+    batch = data.draw(st.lists(queries(scenario), min_size=2, max_size=8), label="queries")
+    oracle = Oracle(Model.from_scenario(scenario), device="cpu", samples=2)
+    expected, possible = [], []
+    for q in batch:
+        party = q.as_
+        outcomes = q.outcomes or list(scenario.world.outcomes)
+        try:
+            expected.append(reference.ask(scenario, party, q.do, q.given, outcomes))
+        except ZeroDivisionError:
+            continue
+        possible.append(q)
+    event(f"{len({(tuple(q.do), tuple(q.given), tuple(q.outcomes)) for q in possible})} structures")
+    got = oracle.posterior_means(possible)
+    for q, want, answer in zip(possible, expected, got):
+        for var, p in want.items():
+            assert close(answer[var].tolist(), p, 1e-9), (q, var)
+
+
+def test_mixed_batches_run_in_one_tree_pass_and_equal_the_einsum_engine(monkeypatch):
+    model = load_model(DATA / "alarm.bif.gz")
+    oracle = Oracle(model, device="cpu", samples=2)
+    found = [Query(do=d, given=g, outcomes=[t]) for d, g, t in random_queries(model, 60, seed=3)]
+    possible = []
+    for q in found:
+        try:
+            possible.append((q, oracle.posterior_means([q])[0]))  # one structure: the einsum engine
+        except QueryError:
+            pass
+    calls = spy(monkeypatch)
+    batched = oracle.posterior_means([q for q, _ in possible])
+    assert calls == [len(possible)]
+    for (q, alone), together in zip(possible, batched):
+        target = q.outcomes[0]
+        assert torch.allclose(together[target], alone[target], atol=1e-13, rtol=0), q
+
+
+def test_one_structure_stays_with_the_einsum_engine(monkeypatch):
+    model = load_model(DATA / "asia.bif.gz")
+    calls = spy(monkeypatch)
+    oracle = Oracle(model, device="cpu", samples=2)
+    states = model.network.states
+    oracle.posterior_means([Query(do={"smoke": s}, outcomes=["dysp"]) for s in states["smoke"]])
+    assert calls == []
+
+
+def test_chunks_of_a_large_batch_equal_one_pass(monkeypatch):
+    model = load_model(DATA / "child.bif.gz")
+    qs = [Query(do=d, given=g, outcomes=[t]) for d, g, t in random_queries(model, 40, seed=5)]
+    oracle = Oracle(model, device="cpu", samples=2)
+    try:
+        whole = oracle.posterior_means(qs)
+    except QueryError:
+        pytest.skip("a random query has impossible evidence")
+    monkeypatch.setattr("oracle.oracle._TREE_CELLS", 1)  # one query per pass
+    calls = spy(monkeypatch)
+    parts = oracle.posterior_means(qs)
+    assert calls == [1] * len(qs)
+    for a, b in zip(whole, parts):
+        for t in a:
+            assert torch.equal(a[t], b[t])
+
+
+def test_impossible_evidence_names_its_query():
+    model = load_model(DATA / "asia.bif.gz")
+    oracle = Oracle(model, device="cpu", samples=2)
+    # asia's `either` is a logical OR: lung=yes with either=no cannot happen.
+    good = Query(do={"smoke": "yes"}, outcomes=["dysp"])
+    bad = Query(do={"asia": "yes"}, given={"lung": "yes", "either": "no"}, outcomes=["dysp"])
+    with pytest.raises(QueryError, match="query 2: the evidence has probability 0"):
+        oracle.posterior_means([good, bad])
+
+
+def test_a_tree_that_does_not_fit_leaves_the_batch_to_the_einsum_engine(monkeypatch):
+    model = load_model(DATA / "alarm.bif.gz")
+    qs = [Query(do=d, given=g, outcomes=[t]) for d, g, t in random_queries(model, 20, seed=9)]
+    calls = spy(monkeypatch)
+    small = Oracle(model, device="cpu", samples=2, max_bytes=8 * 4 * 50)  # cliques of <= 50 numbers
+    roomy = Oracle(model, device="cpu", samples=2)
+    try:
+        want = roomy.posterior_means(qs)
+    except QueryError:
+        pytest.skip("a random query has impossible evidence")
+    assert len(calls) == 1
+    got = small.posterior_means(qs)
+    assert len(calls) == 1  # no second pass: the tree did not fit
+    for a, b in zip(got, want):
+        for t in a:
+            assert torch.allclose(a[t], b[t], atol=1e-13, rtol=0)
+
+
+def test_queries_that_leave_the_decision_unset_keep_their_error(monkeypatch):
+    """On a scenario the tree takes only the queries that set the decision: the others go to the
+    einsum engine, which says when an answer depends on the decision."""
+    model = Model.from_scenario(load_scenario(EXAMPLE))
+    net = model.network
+    oracle = Oracle(model, device="cpu", samples=2)
+    action = net.states[net.decision][0]
+    calls = spy(monkeypatch)
+    fine = [Query(do={net.decision: action}, outcomes=[o], as_=p) for o in net.outcomes for p in PARTIES]
+    assert len(oracle.posterior_means(fine)) == len(fine)
+    assert calls == [len(fine)]
+    with pytest.raises(QueryError, match="depends on the decision"):
+        oracle.posterior_means([*fine, Query(outcomes=[net.outcomes[0]])])
