@@ -19,9 +19,10 @@ from oracle.exact import ExactEngine, ImpossibleEvidence, TooLarge, relevant
 from oracle.gaussian import Z90, gaussian_marginals
 from oracle.junction import JunctionTree
 from oracle.params import draw_tables
-from oracle.query import Answer, Density, Distribution, Query, QueryError, Resolved, resolve
+from oracle.query import Answer, Density, Distribution, Query, QueryError, Resolved, resolve, variable_name
 from oracle.sample import Sampler
 from worldmodel.compile import BeliefState
+from worldmodel.errors import unknown
 from worldmodel.model import Model
 
 INTERVAL = (0.05, 0.95)
@@ -131,6 +132,88 @@ class Oracle:
         else:
             states = [self._beliefs_of(r, beliefs) for r in resolved]
         return [{t: p[0] for t, p in post.items()} for post, _, _ in self._run(resolved, states, draws=False)]
+
+    def ask_columns(
+        self,
+        outcomes: Sequence[str],
+        do: Mapping[str, Sequence[str] | Sequence[int] | torch.Tensor] | None = None,
+        given: Mapping[str, Sequence[str] | Sequence[int] | torch.Tensor] | None = None,
+        as_: str | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Many queries of one structure, given as columns: ``do[X]`` and ``given[E]`` hold one
+        state per query (state names, or state indices as a list, array or integer tensor), all of
+        the same length B.  Returns the posterior means ``{outcome: (B, card)}`` on the CPU.
+
+        The fast path for scripts with thousands of queries: no object per query, one
+        contraction per chunk.  Networks with continuous variables (or ``method="sampled"``)
+        take the general path, query by query."""
+        do, given = dict(do or {}), dict(given or {})
+        lengths = {name: len(column) for name, column in (*do.items(), *given.items())}
+        if len(set(lengths.values())) > 1:
+            shown = ", ".join(f"{n}: {k}" for n, k in lengths.items())
+            raise QueryError(f"every column needs one state per query; the lengths differ ({shown})")
+        batch = next(iter(lengths.values()), 1)
+        net = self.model.network
+        # A query of the same structure checks the names (and that nothing is both set and seen).
+        do = {variable_name(net, v, "do"): c for v, c in do.items()}
+        given = {variable_name(net, v, "given"): c for v, c in given.items()}
+        columns = {v: _state_column(net, v, c, self.device) for v, c in (*do.items(), *given.items())}
+        some = {v: net.states[v][0] for v in columns}
+        template = resolve(
+            Query(do={v: some[v] for v in do}, given={v: some[v] for v in given}, outcomes=list(outcomes), as_=as_),
+            net, self.model.parties, self.model.default_party, echo=False,
+        )
+        if batch == 0:
+            return {t: torch.empty(0, net.card(t), dtype=torch.float64) for t in template.outcomes}
+        state = self._beliefs_of(template, None)
+        if net.continuous or self.method == "sampled":
+            rows = [
+                Query(
+                    do={v: net.states[v][int(columns[v][b])] for v, _ in template.do},
+                    given={v: net.states[v][int(columns[v][b])] for v, _ in template.given},
+                    outcomes=list(template.outcomes),
+                    as_=template.party,
+                )
+                for b in range(batch)
+            ]
+            answers = self.posterior_means(rows)
+            return {t: torch.stack([a[t] for a in answers]) for t in template.outcomes}
+        do_names, given_names = [v for v, _ in template.do], [v for v, _ in template.given]
+
+        def stacked(names: list[str], rows: slice) -> torch.Tensor:
+            if not names:
+                return torch.zeros(rows.stop - rows.start, 0, dtype=torch.long, device=self.device)
+            return torch.stack([columns[v][rows] for v in names], dim=1)
+
+        needed = self._needed([template], [state])
+        out: dict[str, list[torch.Tensor]] = {t: [] for t in template.outcomes}
+        for start in range(0, batch, _CELLS_PER_CALL):
+            rows = slice(start, min(batch, start + _CELLS_PER_CALL))
+            try:
+                posts = self._engine.marginals(
+                    self._tables([state], False, needed), self._likelihoods([state]),
+                    do_names, stacked(do_names, rows), given_names, stacked(given_names, rows), template.outcomes,
+                )
+            except ImpossibleEvidence as err:
+                raise QueryError(f"row {start + err.index + 1}: {err}") from None
+            except TooLarge:
+                if self.method == "exact":
+                    raise
+                return self._columns_sampled(template, columns, batch)
+            for t, p in posts.items():
+                out[t].append(p[0].cpu())
+        return {t: torch.cat(parts) for t, parts in out.items()}
+
+    def _columns_sampled(self, template: Resolved, columns: dict[str, torch.Tensor], batch: int) -> dict[str, torch.Tensor]:
+        """Columns whose contraction does not fit: sampled, as one group."""
+        members = [
+            replace(template, do=tuple((v, int(columns[v][b])) for v, _ in template.do),
+                    given=tuple((v, int(columns[v][b])) for v, _ in template.given))
+            for b in range(batch)
+        ]
+        state = self._beliefs_of(template, None)
+        posts, _, _ = self._sample(members, [state] * batch, False)
+        return {t: p[0].cpu() for t, p in posts.items()}
 
     # -- internals -----------------------------------------------------------------------
 
@@ -395,6 +478,36 @@ class Oracle:
                 fresh = {v: state.mean(v).unsqueeze(0) for v in missing}
             made.update({v: t.to(self.device, self.dtype) for v, t in fresh.items()})
         return {v: made[v] for v in names}
+
+
+def _state_column(net, var: str, column, device: torch.device) -> torch.Tensor:
+    """A column of states (names or indices) as a long tensor of state indices, every row checked."""
+    if var in net.continuous:
+        raise QueryError(f"{var} is continuous: columns take discrete variables (ask such queries with ask_many)")
+    card = net.card(var)
+    if len(column) == 0:
+        return torch.zeros(0, dtype=torch.long, device=device)
+    if isinstance(column[0], str):
+        index_of = net.state_index[var]
+        found = [index_of.get(s, -1) for s in column]
+        for row, (i, s) in enumerate(zip(found, column)):
+            if i < 0:
+                folded = [k for k in index_of if k.casefold() == str(s).strip().casefold()]
+                if len(folded) != 1:
+                    raise QueryError(f"row {row + 1}: {unknown(f'state of {var}', str(s), net.states[var])}")
+                found[row] = index_of[folded[0]]
+        return torch.tensor(found, dtype=torch.long, device=device)
+    try:
+        values = torch.as_tensor(column, device=device)
+    except (TypeError, ValueError, RuntimeError):
+        raise QueryError(f"the column of {var} holds neither state names nor state indices") from None
+    if values.dtype.is_floating_point or values.dtype == torch.bool or values.dim() != 1:
+        raise QueryError(f"the column of {var} must be one state name or integer index per query")
+    bad = ((values < 0) | (values >= card)).nonzero()
+    if len(bad):
+        row = int(bad[0])
+        raise QueryError(f"row {row + 1}: {var} has {card} states, so its index must be 0..{card - 1}, not {int(values[row])}")
+    return values.long()
 
 
 def _with_targets(members: list[Resolved], targets: list[str]) -> list[Resolved]:

@@ -10,6 +10,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -83,7 +84,7 @@ class Resolved:
     given: tuple[tuple[str, int | float], ...]
     outcomes: tuple[str, ...]
 
-    @property
+    @cached_property
     def structure(self) -> tuple:
         """Queries with equal structure run as one batched contraction."""
         return (self.party, tuple(v for v, _ in self.do), tuple(v for v, _ in self.given), self.outcomes)
@@ -98,6 +99,11 @@ def _match(name: str, valid: Sequence[str] | Mapping[str, int], kind: str) -> st
     raise QueryError(unknown(kind, name, valid))
 
 
+def variable_name(network: Network, name: str, what: str) -> str:
+    """A variable's name as the model spells it (case and surrounding space forgiven)."""
+    return name if name in network.position else _match(name, network.position, f"variable in {what}")
+
+
 def resolve(
     query: Query, network: Network, parties: Sequence[Party], default_party: Party, echo: bool = True
 ) -> Resolved:
@@ -107,30 +113,37 @@ def resolve(
     if party not in parties:
         raise QueryError(f"this model has no party {party!r}: ask as {' or '.join(parties)}")
 
+    index_of = network.state_index
+
     def assignments(items: Mapping[str, str], what: str) -> tuple[tuple[str, int | float], ...]:
         out: dict[str, int | float] = {}
         for var, state in items.items():
-            name = _match(var, network.position, f"variable in {what}")
+            name = var if var in index_of else _match(var, network.position, f"variable in {what}")
             if name in network.continuous:
                 out[name] = _number(name, state)
-            else:
-                out[name] = network.states[name].index(_match(state, network.states[name], f"state of {name}"))
+                continue
+            found = index_of[name].get(state)
+            if found is None:
+                found = index_of[name][_match(state, network.states[name], f"state of {name}")]
+            out[name] = found
         return tuple(out.items())
 
     def text(name: str, value: int | float) -> str:
         return f"{value:g}" if name in network.continuous else network.states[name][int(value)]
 
     do, given = assignments(query.do, "do"), assignments(query.given, "given")
-    both = sorted(set(dict(do)) & set(dict(given)))
+    both = sorted({v for v, _ in do} & {v for v, _ in given}) if do and given else ()
     if both:
         raise QueryError(
             f"{', '.join(both)} is both set (do) and observed (given): an intervention already fixes it, drop one"
         )
     decision = network.decision
-    if decision in dict(given):
+    if decision is not None and any(v == decision for v, _ in given):
         raise QueryError(f"{decision} is the decision: set it with do {decision}=<action>, it cannot be observed")
     if query.outcomes:
-        outcomes = tuple(dict.fromkeys(_match(o, network.position, "outcome variable") for o in query.outcomes))
+        outcomes = tuple(
+            dict.fromkeys(o if o in index_of else _match(o, network.position, "outcome variable") for o in query.outcomes)
+        )
     else:
         outcomes = network.outcomes or tuple(v for v in network.order if v not in dict(do) and v not in dict(given))
     shown = (

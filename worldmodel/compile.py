@@ -65,6 +65,12 @@ class Network:
         """Each variable's place in the topological order."""
         return {v: i for i, v in enumerate(self.order)}
 
+    @cached_property
+    def state_index(self) -> dict[str, dict[str, int]]:
+        """Each variable's states by name: ``state_index[var][state]`` is the state's index
+        ({} for a continuous variable)."""
+        return {v: {s: i for i, s in enumerate(self.states[v])} for v in self.order}
+
     def card(self, var: str) -> int:
         return len(self.states[var])
 
