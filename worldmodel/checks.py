@@ -16,7 +16,7 @@ import networkx as nx
 
 from worldmodel.errors import PathPart, Problem, unknown
 from worldmodel.rows import all_keys, join_key, row_problems, split_key
-from worldmodel.spec import Agent, Fact, Human, Scenario, Variable
+from worldmodel.spec import UNKNOWN, Agent, Fact, Human, Scenario, Variable
 
 
 @dataclass
@@ -387,25 +387,42 @@ def _check_party(view: View, party: str, spec: Agent) -> list[Problem]:
     for fact_id, n in Counter(spec.beliefs.knows).items():
         if n > 1:
             out.append(Problem((*at, "beliefs", "knows"), f"fact {fact_id!r} is listed {n} times"))
-    for outcome, utilities in spec.values.items() if view.variables and view.outcomes is not None else ():
-        where = (*at, "values", outcome)
-        if outcome not in (view.outcomes or []):
-            hint = f"; add it to world.outcomes to score it" if outcome in view.variables else ""
-            out.append(Problem(where, unknown("outcome", outcome, view.outcomes or []) + hint))
-            continue
-        v = view.var(outcome)
-        if v is None:
-            continue
-        if v.states is None:
-            out.append(Problem(where, f"{outcome} is continuous: values score the states of discrete outcomes"))
-            continue
-        for state, utility in utilities.items():
-            if state not in v.states:
-                out.append(Problem((*where, state), unknown(f"state of {outcome}", state, v.states)))
-            elif not math.isfinite(utility):
-                out.append(Problem((*where, state), f"utility {utility} is not a finite number"))
+    out += _check_values(view, (*at, "values"), spec.values)
+    if party != "human" and (spec.values == UNKNOWN or _unknown_outcomes(view, spec.values)):
+        where, shape = (*at, "values"), "{outcome: {state: utility}}"
+        if spec.values != UNKNOWN:
+            where, shape = (*where, _unknown_outcomes(view, spec.values)[0]), "{state: utility}"
+        out.append(
+            Problem(
+                where,
+                f"only the human's values may be `unknown` (a session asks the human for them): state the {party}'s "
+                f"utilities {shape} (in a predict-only session they are never read: leave `values` out)",
+            )
+        )
     if isinstance(spec, Human):
         responds = spec.responds
+        out += _check_values(view, (*at, "responds", "values"), responds.values)
+        asked = _unknown_outcomes(view, spec.values)
+        if responds.values and not asked:
+            out.append(
+                Problem(
+                    (*at, "responds", "values"),
+                    "the human's values are all stated, so no value question is asked: remove responds.values, "
+                    "or mark the outcomes to ask about `unknown` in parties.human.values",
+                )
+            )
+        elif spec.values != UNKNOWN:
+            for outcome in responds.values:
+                if outcome not in asked and outcome in (view.outcomes or []):
+                    listed = "" if outcome in spec.values else " (an unlisted outcome is 0)"
+                    out.append(
+                        Problem(
+                            (*at, "responds", "values", outcome),
+                            f"the human's values of {outcome} are stated in parties.human.values{listed}: responds.values "
+                            f"gives the outcomes marked `unknown` there ({', '.join(asked)}); remove {outcome} here "
+                            "or mark it `unknown` there",
+                        )
+                    )
         for i, fact_id in enumerate(responds.rejects):
             if fact_id not in view.facts:
                 out.append(Problem((*at, "responds", "rejects", i), unknown("fact", fact_id, view.facts)))
@@ -413,4 +430,38 @@ def _check_party(view: View, party: str, spec: Agent) -> list[Problem]:
         for i, source in enumerate(responds.rejects_sources):
             if source not in sources and all(f is not None for f in view.facts.values()):
                 out.append(Problem((*at, "responds", "rejects_sources", i), unknown("source", source, sources)))
+    return out
+
+
+def _unknown_outcomes(view: View, values: object) -> list[str]:
+    """The outcomes a party's values mark `unknown` (every outcome for `values: unknown`)."""
+    if values == UNKNOWN:
+        return list(view.outcomes or [])
+    return [o for o, u in values.items() if u == UNKNOWN]  # type: ignore[union-attr]
+
+
+def _check_values(view: View, at: tuple[PathPart, ...], values: object) -> list[Problem]:
+    """Outcomes and states of a values mapping ({outcome: {state: utility} or `unknown`})."""
+    out: list[Problem] = []
+    if values == UNKNOWN or not view.variables or view.outcomes is None:
+        return out
+    for outcome, utilities in values.items():  # type: ignore[union-attr]
+        where = (*at, outcome)
+        if outcome not in view.outcomes:
+            hint = f"; add it to world.outcomes to score it" if outcome in view.variables else ""
+            out.append(Problem(where, unknown("outcome", outcome, view.outcomes) + hint))
+            continue
+        v = view.var(outcome)
+        if v is None:
+            continue
+        if v.states is None:
+            out.append(Problem(where, f"{outcome} is continuous: values score the states of discrete outcomes"))
+            continue
+        if utilities == UNKNOWN:
+            continue
+        for state, utility in utilities.items():
+            if state not in v.states:
+                out.append(Problem((*where, state), unknown(f"state of {outcome}", state, v.states)))
+            elif not math.isfinite(utility):
+                out.append(Problem((*where, state), f"utility {utility} is not a finite number"))
     return out

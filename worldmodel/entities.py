@@ -21,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from worldmodel.errors import PathPart, Problem, unknown
 from worldmodel.rows import all_keys, join_key
-from worldmodel.spec import Attribute, EntityType, Mechanism, Normal, Scenario, Variable
+from worldmodel.spec import UNKNOWN, Attribute, EntityType, Mechanism, Normal, Scenario, Variable
 
 NO, YES = "no", "yes"
 TYPES = TypeAdapter(dict[str, EntityType])
@@ -346,15 +346,19 @@ def _at_step_zero(scenario: Scenario, series: dict[str, list[str]]) -> Scenario:
                 update={"variable": rename(fact.counts.variable), "given": {rename(v): s for v, s in fact.counts.given.items()}}
             )
         facts[fid] = fact.model_copy(update=update)
+    def every_step(values):
+        if values == UNKNOWN:
+            return values
+        return {name: u for o, u in values.items() for name in series.get(o, [o])}
+
     parties = {}
     for party in ("agent", "human"):
         spec = getattr(scenario.parties, party)
         beliefs = spec.beliefs.model_copy(update={"priors": {rename(v): p for v, p in spec.beliefs.priors.items()}})
-        values = {}
-        for o, u in spec.values.items():
-            for name in series.get(o, [o]):
-                values[name] = u
-        parties[party] = spec.model_copy(update={"beliefs": beliefs, "values": values})
+        update = {"beliefs": beliefs, "values": every_step(spec.values)}
+        if party == "human":
+            update["responds"] = spec.responds.model_copy(update={"values": every_step(spec.responds.values)})
+        parties[party] = spec.model_copy(update=update)
     return scenario.model_copy(
         update={"facts": facts, "parties": scenario.parties.model_copy(update=parties)}
     )

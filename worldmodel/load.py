@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from worldmodel.checks import View, check
 from worldmodel.entities import ground
 from worldmodel.errors import CruxError, ModelError, PathPart, Problem, unknown
-from worldmodel.spec import Agent, Fact, Human, Scenario, Variable, YamlBoolean
+from worldmodel.spec import STATED_TAG, UNKNOWN_TAG, Agent, Fact, Human, Scenario, Variable, YamlBoolean
 
 SCENARIO_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -190,7 +190,8 @@ def _schema_problems(err: ValidationError) -> list[Problem]:
     problems: list[Problem] = []
     union_paths: dict[tuple[PathPart, ...], list[tuple[int, dict]]] = {}
     for e in err.errors(include_url=False):
-        loc = list(e["loc"])
+        loc = [p for p in e["loc"] if p not in (STATED_TAG, UNKNOWN_TAG)]  # the shape of values is not a path
+        e = {**e, "loc": tuple(loc)}
         if any(isinstance(p, str) and _UNION_TAG.match(p) for p in loc):
             path = tuple(p for p in loc if not (isinstance(p, str) and _UNION_TAG.match(p)))
             union_paths.setdefault(path[:5], []).append((len(path), e))  # parties.X.beliefs.priors.VAR
@@ -230,7 +231,7 @@ def _message(e: dict) -> str:
         return str(e["ctx"]["error"])
     message = e["msg"][0].lower() + e["msg"][1:]
     given = e.get("input")
-    if e["type"] in ("float_type", "string_type", "list_type", "dict_type", "model_type", "int_type", "bool_type"):
+    if e["type"] in ("float_type", "string_type", "list_type", "dict_type", "model_type", "int_type", "bool_type", "values_shape"):
         message += f", got {given!r}" if not isinstance(given, (dict, list)) else f", got a {type(given).__name__}"
     return message
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
 _YAML_WORDS = "yes, no, on, off, true, false"
 
@@ -189,10 +189,35 @@ class Beliefs(_Strict):
 
 
 Values = dict[Name, dict[Name, Number]]
+"""Stated utilities: {outcome: {state: utility}}."""
+
+UNKNOWN = "unknown"
+"""Values not stated in the file: a session asks the human for them after the exchange."""
+STATED_TAG, UNKNOWN_TAG = "<stated>", "<unknown>"
+"""Tags of the two shapes a party's values (or one outcome's) can take; not part of any data path."""
+
+
+def _shape(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return STATED_TAG
+    if isinstance(value, str) and not isinstance(value, YamlBoolean) and value == UNKNOWN:
+        return UNKNOWN_TAG
+    return None
+
+
+def _stated_or_unknown(stated: Any, what: str) -> Any:
+    return Annotated[
+        Annotated[stated, Tag(STATED_TAG)] | Annotated[Literal["unknown"], Tag(UNKNOWN_TAG)],
+        Discriminator(_shape, custom_error_type="values_shape", custom_error_message=f"give {what}, or `unknown`"),
+    ]
+
+
+OutcomeValues = _stated_or_unknown(dict[Name, Number], "{state: utility}")
+PartyValues = _stated_or_unknown(dict[Name, OutcomeValues], "{outcome: {state: utility}}")
 
 
 class Responds(_Strict):
-    """How a scripted human answers offered facts (headless sessions and tests)."""
+    """How a scripted human answers offered facts and value questions (headless sessions and tests)."""
 
     accept_min_reliability: Number = Field(
         default=0.0, ge=0.0, le=1.0, description="Reject observe facts whose reliability is below this."
@@ -201,16 +226,25 @@ class Responds(_Strict):
         default_factory=list, description="Reject every fact from these sources."
     )
     rejects: list[Name] = Field(default_factory=list, description="Reject these fact ids.")
+    values: Values = Field(
+        default_factory=dict,
+        description="The utilities {outcome: {state: utility}} the scripted human answers value questions with: "
+        "one entry for each outcome whose values are `unknown` in `values` (a headless session needs them; "
+        "a person at the terminal answers for themselves). Each question is answered by the option better "
+        "under these utilities, ties by the first.",
+    )
 
 
 class Agent(_Strict):
     """The AI party."""
 
     beliefs: Beliefs = Field(default_factory=Beliefs, description="The agent's priors and facts.")
-    values: Values = Field(
+    values: PartyValues = Field(
         default_factory=dict,
-        description="Utilities {outcome: {state: utility}}; unlisted states are 0; utilities add up. "
-        "Never read in predict-only mode.",
+        description="Utilities {outcome: {state: utility}}; unlisted states (and outcomes) are 0; utilities add up. "
+        "Never read in predict-only mode. Only the human's values may be `unknown`: all of them "
+        "(`values: unknown`) or some outcomes' (`OUTCOME: unknown`); a session then asks the human "
+        "for them after the exchange.",
     )
 
 
@@ -218,7 +252,7 @@ class Human(Agent):
     """The person; scripted from the file in headless sessions."""
 
     responds: Responds = Field(
-        default_factory=Responds, description="How a scripted human answers offered facts."
+        default_factory=Responds, description="How a scripted human answers offered facts and value questions."
     )
 
 

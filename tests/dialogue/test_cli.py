@@ -151,6 +151,18 @@ def test_schema_is_json_schema_with_descriptions():
     assert all("description" in prop for prop in variable["properties"].values())
 
 
+def test_schema_says_values_may_be_unknown():
+    schema = json.loads(crux("schema").stdout)
+    values = schema["$defs"]["Human"]["properties"]["values"]
+    assert "`unknown`" in values["description"]
+    shapes = values["oneOf"]
+    assert {"const": "unknown", "type": "string"} in shapes
+    [per_outcome] = [s for s in shapes if s.get("type") == "object"]
+    assert {"const": "unknown", "type": "string"} in per_outcome["additionalProperties"]["oneOf"]
+    answers = schema["$defs"]["Responds"]["properties"]["values"]
+    assert "value questions" in answers["description"]
+
+
 def test_demo_prints_the_session():
     result = crux("demo")
     assert result.exit_code == 0, result.stderr

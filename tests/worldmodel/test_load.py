@@ -583,6 +583,71 @@ BROKEN = [
         ["parties.agent.values.harm.cat: utility inf is not a finite number"],
         id="values-infinite",
     ),
+    # ---- parties: unknown values (asked in a session)
+    pytest.param(
+        put(("parties", "agent", "values"), "unknown"),
+        [
+            "parties.agent.values: only the human's values may be `unknown` (a session asks the human for them): "
+            "state the agent's utilities {outcome: {state: utility}} (in a predict-only session they are never "
+            "read: leave `values` out)"
+        ],
+        id="values-agent-unknown",
+    ),
+    pytest.param(
+        put(("parties", "agent", "values", "crash"), "unknown"),
+        [
+            "parties.agent.values.crash: only the human's values may be `unknown` (a session asks the human for them): "
+            "state the agent's utilities {state: utility} (in a predict-only session they are never read: leave "
+            "`values` out)"
+        ],
+        id="values-agent-outcome-unknown",
+    ),
+    pytest.param(
+        put(("parties", "human", "values"), "unknwon"),
+        ["parties.human.values: give {outcome: {state: utility}}, or `unknown`, got 'unknwon'"],
+        id="values-misspelt-unknown",
+    ),
+    pytest.param(
+        put(("parties", "human", "values", "harm"), "unkown"),
+        ["parties.human.values.harm: give {state: utility}, or `unknown`, got 'unkown'"],
+        id="values-outcome-misspelt-unknown",
+    ),
+    pytest.param(
+        put(("parties", "human", "values", "harm", "cat"), "-300"),
+        ["parties.human.values.harm.cat: input should be a valid number, got '-300'"],
+        id="values-quoted-number",
+    ),
+    pytest.param(
+        put(("parties", "human", "responds", "values"), {"harm": {"cat": -300}}),
+        [
+            "parties.human.responds.values: the human's values are all stated, so no value question is asked: "
+            "remove responds.values, or mark the outcomes to ask about `unknown` in parties.human.values"
+        ],
+        id="responds-values-without-unknown-values",
+    ),
+    pytest.param(
+        chain(
+            put(("parties", "human", "values", "harm"), "unknown"),
+            put(("parties", "human", "responds", "values"), {"harm": {"cat": -300}, "crash": {"crash": -250}}),
+        ),
+        [
+            "parties.human.responds.values.crash: the human's values of crash are stated in parties.human.values: "
+            "responds.values gives the outcomes marked `unknown` there (harm); remove crash here or mark it "
+            "`unknown` there"
+        ],
+        id="responds-values-of-a-stated-outcome",
+    ),
+    pytest.param(
+        chain(
+            put(("parties", "human", "values"), "unknown"),
+            put(("parties", "human", "responds", "values"), {"harm": {"dog": -300}, "crsh": {"crash": -250}}),
+        ),
+        [
+            "parties.human.responds.values.harm.dog: unknown state of harm 'dog' (valid: none, squirrel, cat)",
+            "parties.human.responds.values.crsh: unknown outcome 'crsh'; did you mean 'crash'? (valid: harm, crash)",
+        ],
+        id="responds-values-unknown-names",
+    ),
     # ---- parties: responds
     pytest.param(
         put(("parties", "human", "responds", "rejects"), ["radr"]),
@@ -699,6 +764,21 @@ ACCEPTED = [
             put(("facts", "fleet_logs", "counts", "given", "oncoming"), "no"),
         ),
         id="string-yes-no-states",
+    ),
+    pytest.param(put(("parties", "human", "values"), "unknown"), id="human-values-unknown"),
+    pytest.param(
+        chain(
+            put(("parties", "human", "values"), "unknown"),
+            put(("parties", "human", "responds", "values"), {"harm": {"cat": -300}, "crash": {"crash": -250}}),
+        ),
+        id="human-values-unknown-with-answers",
+    ),
+    pytest.param(
+        chain(
+            put(("parties", "human", "values", "harm"), "unknown"),
+            put(("parties", "human", "responds", "values"), {"harm": {"squirrel": -10, "cat": -300}}),
+        ),
+        id="human-values-partly-unknown",
     ),
 ]
 
