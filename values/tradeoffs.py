@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -21,15 +21,20 @@ class ValueConflict:
     drive: float
     """How much this difference moves the choice: |difference| times how much the two
     choices differ in the probability of this state."""
+    human_interval: tuple[float, float] | None = None
+    """The 90% interval of the human's number when their values were elicited, not stated."""
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "outcome": self.outcome,
             "state": self.state,
             "agent": round(self.agent, 6),
             "human": round(self.human, 6),
             "drive": round(self.drive, 6),
         }
+        if self.human_interval is not None:
+            out["human_interval"] = [round(x, 6) for x in self.human_interval]
+        return out
 
 
 def state_weights(utility: Utility) -> dict[tuple[str, str], float]:
@@ -47,11 +52,14 @@ def value_conflicts(
     human: Utility,
     state_names: Mapping[str, tuple[str, ...]],
     difference: Mapping[str, torch.Tensor] | None = None,
+    human_intervals: Mapping[tuple[str, str], Sequence[float]] | None = None,
 ) -> list[ValueConflict]:
     """Outcome states whose normalised utilities differ, ranked by how much each drives the choice.
 
     ``difference[o]`` is P(o | one party's choice) - P(o | the other's), per
     state; without it every conflict has drive 0 and the order is by size.
+    ``human_intervals[(outcome, state)]`` is the 90% interval of the human's
+    number (utility / range) when their values were elicited.
     """
     wa, wh = state_weights(agent), state_weights(human)
     out = []
@@ -60,7 +68,9 @@ def value_conflicts(
         if abs(a - h) <= TOLERANCE:
             continue
         moved = float(difference[o][i].abs()) if difference is not None else 0.0
-        out.append(ValueConflict(o, state_names[o][i], a, h, abs(a - h) * moved))
+        name = state_names[o][i]
+        interval = human_intervals.get((o, name)) if human_intervals is not None else None
+        out.append(ValueConflict(o, name, a, h, abs(a - h) * moved, None if interval is None else tuple(interval)))
     return sorted(out, key=lambda c: (-c.drive, -abs(c.agent - c.human)))
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from worldmodel.compile import Network
+from worldmodel.spec import UNKNOWN
 
 TIE_TOLERANCE = 1e-12
 """Expected utilities closer than this are a tie; ties go to the action listed first."""
@@ -66,3 +67,15 @@ def choose(expected: Sequence[float]) -> int:
     """Index of the best action; ties (within :data:`TIE_TOLERANCE`) go to the first listed."""
     best = max(expected)
     return next(i for i, eu in enumerate(expected) if eu >= best - TIE_TOLERANCE)
+
+
+def split_values(values: Mapping | str, network: Network) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """A party's values as written (``unknown``, or ``{outcome: {state: utility} or unknown}``) split
+    into the stated utilities of every discrete outcome (an unlisted one is 0) and the outcomes whose
+    utilities are unknown, in the network's order."""
+    discrete = [o for o in network.outcomes if o not in network.continuous]
+    if values == UNKNOWN:
+        return {}, discrete
+    unknown = [o for o in discrete if values.get(o) == UNKNOWN]
+    stated = {o: {s: float(u) for s, u in values.get(o, {}).items()} for o in discrete if o not in unknown}
+    return stated, unknown

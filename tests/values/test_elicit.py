@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import random
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
 from dialogue.cli.app import app
 from oracle.oracle import Oracle
 from tests.conftest import CANONICAL
-from values.elicit import Elicitor, simulated_answer
+from values.elicit import Elicitor, preferred, simulated_answer
+from values.tradeoffs import state_weights
+from values.utility import Utility
 from worldmodel.model import load_model
 
 
@@ -70,3 +73,76 @@ def test_cli_elicit_with_scripted_answers():
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])  # the test runner echoes the typed answers
     assert len(report["questions"]) == 3 and report["decision"] in ("brake", "swerve", "continue")
+
+
+def test_stated_utilities_are_held_fixed_on_their_ray():
+    """harm stated (squirrel -10, cat -300): every particle keeps that ratio, crash is free."""
+    model = load_model(CANONICAL)
+    stated = {"harm": {"none": 5.0, "squirrel": -5.0, "cat": -295.0}}  # the first state need not be 0
+    elicitor = Elicitor(Oracle(model, device="cpu"), model.beliefs("human"), particles=3000, stated=stated)
+    assert elicitor.states == [("harm", "squirrel"), ("harm", "cat"), ("crash", "crash")]
+    scaled = elicitor.scaled
+    assert torch.all(elicitor.scale > 0)
+    assert torch.allclose(scaled[:, 0], elicitor.scale * -10.0) and torch.allclose(scaled[:, 1], elicitor.scale * -300.0)
+    assert scaled[:, 2].std() > 10  # drawn, as without stated values
+    # nothing asks which of two stated states is worse
+    assert not [q for q in elicitor.questions if q.kind == "outcomes" and {q.first, q.second} == {"harm=squirrel", "harm=cat"}]
+    summary = elicitor.summary(every_state=True)
+    assert summary["harm"]["none"]["mean"] > 0  # stated as written: 5 over the range
+    ratio = summary["harm"]["cat"]["mean"] / summary["harm"]["none"]["mean"]
+    assert ratio == pytest.approx(-295 / 5)
+    assert "none" not in elicitor.summary()["harm"]
+    values = elicitor.values()
+    assert values["harm"] == stated["harm"] and set(values["crash"]) == {"safe", "crash"} and values["crash"]["safe"] == 0.0
+
+
+def test_stated_zeros_stay_zero():
+    model = load_model(CANONICAL)
+    elicitor = Elicitor(Oracle(model, device="cpu"), model.beliefs("human"), particles=500, stated={"crash": {}})
+    assert torch.all(elicitor.scaled[:, 2] == 0)
+    assert not elicitor.in_stated_units
+    assert elicitor.values()["crash"] == {}
+
+
+def test_the_point_values_lie_inside_the_intervals():
+    """After the canonical human's answers (crash stated), the asked utilities in the stated units,
+    put over their range, fall inside the 90% intervals."""
+    model = load_model(CANONICAL)
+    elicitor = Elicitor(
+        Oracle(model, device="cpu"), model.beliefs("human"), particles=8000, stated={"crash": {"crash": -250.0}}
+    )
+    truth = {"harm": {"squirrel": -10.0, "cat": -300.0}, "crash": {"crash": -250.0}}
+    while not elicitor.settled() and len(elicitor.asked) < 12:
+        q = elicitor.best_question()
+        elicitor.answer(q, preferred(q.kind, q.first, q.second, q.predicted, truth))
+    values = elicitor.values()
+    assert values["crash"] == {"crash": -250.0}
+    summary = elicitor.summary()
+    net = model.network
+    point = state_weights(Utility.from_values(values, net))
+    for o, s in elicitor.states:
+        low, high = summary[o][s]["interval"]
+        assert low < point[(o, net.states[o].index(s))] < high, (o, s)
+
+
+def test_a_scripted_answer_is_the_better_option_and_ties_go_first():
+    predicted = {"brake": {"crash": {"safe": 0.9, "crash": 0.1}}, "swerve": {"crash": {"safe": 0.8, "crash": 0.2}}}
+    assert preferred("actions", "brake", "swerve", predicted, {"crash": {"crash": -1}}) == "brake"
+    assert preferred("actions", "swerve", "brake", predicted, {"crash": {"crash": -1}}) == "brake"
+    assert preferred("actions", "swerve", "brake", predicted, {}) == "swerve"  # a tie
+    worse = {"harm=cat": {"harm": {"none": 0.0, "cat": 1.0}, "crash": {"safe": 1.0, "crash": 0.0}},
+             "crash=crash": {"harm": {"none": 1.0, "cat": 0.0}, "crash": {"safe": 0.0, "crash": 1.0}}}
+    values = {"harm": {"cat": -300}, "crash": {"crash": -250}}
+    assert preferred("outcomes", "harm=cat", "crash=crash", worse, values) == "harm=cat"
+    assert preferred("outcomes", "crash=crash", "harm=cat", worse, values) == "harm=cat"
+    assert preferred("outcomes", "crash=crash", "harm=cat", worse, {}) == "crash=crash"  # a tie
+
+
+def test_an_outcome_question_predicts_the_state_against_its_first():
+    model = load_model(CANONICAL)
+    elicitor = Elicitor(Oracle(model, device="cpu"), model.beliefs("human"), particles=100)
+    q = next(q for q in elicitor.questions if (q.first, q.second) == ("harm=cat", "crash=crash"))
+    assert q.predicted["harm=cat"] == {"harm": {"none": 0.0, "squirrel": 0.0, "cat": 1.0}, "crash": {"safe": 1.0, "crash": 0.0}}
+    a = next(q for q in elicitor.questions if q.kind == "actions")
+    for option in (a.first, a.second):
+        assert all(sum(d.values()) == pytest.approx(1.0) for d in a.predicted[option].values())
