@@ -13,7 +13,7 @@ likelihood.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from pyro.distributions import Normal as NormalLaw
@@ -64,14 +64,57 @@ class Sampler:
         per draw and query, the laws of continuous variables, and the values ``(B,)`` at which
         continuous variables are set (``set_values``) or seen (``seen_values``)."""
         net = self.network
-        normal, set_values, seen_values = normal or {}, set_values or {}, seen_values or {}
         any_table = next(iter(tables.values()), None)
-        device = do_states.device
         dtype = any_table.dtype if any_table is not None else torch.float64
         samples, batch = (any_table.shape[0] if any_table is not None else 1), do_states.shape[0]
+        context = _Context(
+            tables, likelihood, {v: do_states[:, j] for j, v in enumerate(do)},
+            {v: given_states[:, j] for j, v in enumerate(given)}, normal or {}, set_values or {}, seen_values or {},
+            net.order if only is None else sorted(only, key=net.position.__getitem__), samples, batch, dtype,
+        )
+        if any(t in net.continuous for t in targets):  # quantiles need every particle at once
+            values, log_weight = self._draw(context, particles, generator)
+            top = log_weight.amax(-1, keepdim=True)
+            _check_possible(top)
+            w = torch.exp(log_weight - top.clamp_min(torch.finfo(dtype).min))
+            total = w.sum(-1, keepdim=True)
+            p, stderr = {}, {}
+            for target in targets:
+                if target in net.continuous:
+                    p[target], stderr[target] = _summarise_continuous(values[target], w, total)
+                else:
+                    p[target], stderr[target] = _discrete(_Sums.of(values[target], w, net.card(target)))
+            return Estimate(p=p, stderr=stderr, ess=total.squeeze(-1) ** 2 / (w * w).sum(-1))
+        # Discrete targets: particles in chunks small enough to stay in cache, summed as they go
+        # (weights relative to the best particle so far, rescaled when a better one comes).
+        step = max(1, min(particles, _CHUNK // max(1, samples * batch)))
+        top = torch.full((samples, batch, 1), float("-inf"), dtype=dtype, device=do_states.device)
+        sums: dict[str, _Sums] = {}
+        for start in range(0, particles, step):
+            values, log_weight = self._draw(context, min(step, particles - start), generator)
+            best = torch.maximum(top, log_weight.amax(-1, keepdim=True))
+            floor = best.clamp_min(torch.finfo(dtype).min)
+            scale = torch.exp(top - floor)
+            w = torch.exp(log_weight - floor)
+            for target in targets:
+                fresh = _Sums.of(values[target], w, net.card(target))
+                sums[target] = fresh if target not in sums else sums[target].rescaled(scale).plus(fresh)
+            top = best
+        _check_possible(top)
+        p, stderr = {}, {}
+        for target in targets:
+            p[target], stderr[target] = _discrete(sums[target])
+        first = sums[targets[0]] if targets else None
+        ess = first.w.squeeze(-1) ** 2 / first.w2.squeeze(-1) if first is not None else torch.full((samples, batch), float(particles))
+        return Estimate(p=p, stderr=stderr, ess=ess)
+
+    def _draw(self, c: "_Context", particles: int, generator: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """One chunk of particles ``(S, B, particles)``: every needed variable's values, and the
+        log weights of the evidence."""
+        net = self.network
+        device = generator.device
+        samples, batch, dtype = c.samples, c.batch, c.dtype
         shape = (samples, batch, particles)
-        fixed = {v: do_states[:, j] for j, v in enumerate(do)}
-        seen = {v: given_states[:, j] for j, v in enumerate(given)}
         s_index = torch.arange(samples, device=device).view(samples, 1, 1)
         b_index = torch.arange(batch, device=device).view(1, batch, 1)
         values: dict[str, torch.Tensor] = {}
@@ -80,73 +123,135 @@ class Sampler:
         def per_query(vector: torch.Tensor) -> torch.Tensor:
             return vector.to(device=device, dtype=dtype).view(1, batch, 1).expand(shape)
 
-        order = net.order if only is None else sorted(only, key=net.position.__getitem__)
-        for var in order:
+        for var in c.order:
             if var in net.continuous:
-                if var in set_values:
-                    values[var] = per_query(set_values[var])
+                if var in c.set_values:
+                    values[var] = per_query(c.set_values[var])
                     continue
-                law = normal[var]
+                law = c.normal[var]
                 mean = torch.full(shape, float(law.intercept), dtype=dtype, device=device)
                 for parent, weight in law.weights.items():
                     mean = mean + weight * values[parent]
                 for parent, offsets in law.offsets.items():
                     shift = torch.tensor([offsets.get(s, 0.0) for s in net.states[parent]], dtype=dtype, device=device)
                     mean = mean + shift[values[parent]]
-                if var in seen_values:
-                    values[var] = per_query(seen_values[var])
+                if var in c.seen_values:
+                    values[var] = per_query(c.seen_values[var])
                     log_weight = log_weight + NormalLaw(mean, float(law.scale)).log_prob(values[var])
                 else:
                     noise = torch.randn(shape, generator=generator, device=device, dtype=dtype)
                     values[var] = mean + float(law.scale) * noise
                 continue
             card = net.card(var)
-            if var in fixed:
-                values[var] = fixed[var].view(1, batch, 1).expand(shape)
+            if var in c.fixed:
+                values[var] = c.fixed[var].view(1, batch, 1).expand(shape)
                 continue
-            table = tables.get(var)
+            table = c.tables.get(var)
             if table is None:  # an unset decision (the exact path says which to set)
                 raise ValueError(f"{var} has no table: set it with do")
             # one flat row index per particle: (draw, [query,] parent states), rows gathered at once
             by_query = table.dim() == len(net.shape(var)) + 2
-            flat = (s_index * batch + b_index if by_query else s_index).expand(shape).clone()
-            flat *= table[0, 0].numel() // card if by_query else table[0].numel() // card
+            flat = None  # 0: one table shared by every particle
+            if by_query or samples > 1:
+                flat = (s_index * batch + b_index if by_query else s_index).expand(shape).clone()
+                flat *= table[0, 0].numel() // card if by_query else table[0].numel() // card
             stride = 1
             for parent in reversed(net.parents[var]):
-                flat += values[parent] * stride
+                term = values[parent] * stride
+                flat = term if flat is None else flat + term
                 stride *= net.card(parent)
+            flat = flat.expand(shape) if flat is not None else torch.zeros((), dtype=torch.long, device=device)
             rows = table.reshape(-1, card)
-            if var in seen:
-                state = seen[var].view(1, batch, 1).expand(shape)
+            if var in c.seen:
+                state = c.seen[var].view(1, batch, 1).expand(shape)
                 chosen = rows.reshape(-1)[flat * card + state]
                 log_weight = log_weight + torch.log(chosen)
                 values[var] = state
             else:
-                cumulative = rows.cumsum(-1).index_select(0, flat.reshape(-1)).view(*shape, card)
-                u = torch.rand(shape, generator=generator, device=device, dtype=dtype).unsqueeze(-1)
-                values[var] = torch.searchsorted(cumulative, u, right=True).squeeze(-1).clamp_(max=card - 1)
-            if var in likelihood:
-                vec = likelihood[var].to(device=device, dtype=dtype)
+                # inverse CDF: the state is the number of its row's cumulative sums at or below u
+                if card == 1:
+                    values[var] = torch.zeros(shape, dtype=torch.long, device=device)
+                    continue
+                columns = c.cumulative(var, rows)
+                u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
+                state = (torch.take(columns[0], flat) <= u).long()
+                for k in range(1, card - 1):
+                    state += torch.take(columns[k], flat) <= u
+                values[var] = state
+            if var in c.likelihood:
+                vec = c.likelihood[var].to(device=device, dtype=dtype)
                 lik = vec[values[var]] if vec.dim() == 1 else vec[b_index.expand(shape), values[var]]
                 log_weight = log_weight + torch.log(lik)
-        # weights relative to each (draw, query)'s best particle: no underflow
-        top = log_weight.amax(-1, keepdim=True)
-        if bool((top[0] == float("-inf")).any()):
-            raise ImpossibleEvidence(int((top[0, :, 0] == float("-inf")).nonzero()[0]))
-        w = torch.exp(log_weight - top.clamp_min(torch.finfo(dtype).min))
-        total = w.sum(-1, keepdim=True)
-        ess = total.squeeze(-1) ** 2 / (w * w).sum(-1)
-        p, stderr = {}, {}
-        for target in targets:
-            if target in net.continuous:
-                p[target], stderr[target] = _summarise_continuous(values[target], w, total)
-                continue
-            hot = torch.nn.functional.one_hot(values[target], net.card(target)).to(dtype)
-            estimate = (w.unsqueeze(-1) * hot).sum(-2) / total
-            spread = (w.unsqueeze(-1) ** 2 * (hot - estimate.unsqueeze(-2)) ** 2).sum(-2)
-            p[target] = estimate
-            stderr[target] = spread.sqrt() / total
-        return Estimate(p=p, stderr=stderr, ess=ess)
+        return values, log_weight
+
+
+_CHUNK = 1 << 16
+"""Particles (times draws and queries) drawn at once: the chunk's tensors stay in cache."""
+
+
+@dataclass
+class _Context:
+    """What every chunk of particles shares: tables, evidence, and the cumulative rows."""
+
+    tables: Mapping[str, torch.Tensor]
+    likelihood: Mapping[str, torch.Tensor]
+    fixed: Mapping[str, torch.Tensor]
+    seen: Mapping[str, torch.Tensor]
+    normal: Mapping[str, Normal]
+    set_values: Mapping[str, torch.Tensor]
+    seen_values: Mapping[str, torch.Tensor]
+    order: Sequence[str]
+    samples: int
+    batch: int
+    dtype: torch.dtype
+    _cumulative: dict = field(default_factory=dict)
+
+    def cumulative(self, var: str, rows: torch.Tensor) -> torch.Tensor:
+        """``(card - 1, rows)``: column k holds every row's sum of its first k + 1 entries."""
+        if var not in self._cumulative:
+            self._cumulative[var] = rows.cumsum(-1)[:, :-1].T.contiguous()
+        return self._cumulative[var]
+
+
+@dataclass(frozen=True)
+class _Sums:
+    """Weighted counts of a discrete target's states over particles: sum w, sum w^2, and per
+    state sum w and sum w^2 (shapes ``(S, B, 1)`` and ``(S, B, card)``)."""
+
+    w: torch.Tensor
+    w2: torch.Tensor
+    w_state: torch.Tensor
+    w2_state: torch.Tensor
+
+    @staticmethod
+    def of(values: torch.Tensor, w: torch.Tensor, card: int) -> "_Sums":
+        values = values.expand_as(w)
+        w2 = w * w
+        zeros = torch.zeros(*w.shape[:-1], card, dtype=w.dtype, device=w.device)
+        return _Sums(
+            w.sum(-1, keepdim=True), w2.sum(-1, keepdim=True),
+            zeros.scatter_add(-1, values, w), zeros.scatter_add(-1, values, w2),
+        )
+
+    def rescaled(self, scale: torch.Tensor) -> "_Sums":
+        return _Sums(self.w * scale, self.w2 * scale * scale, self.w_state * scale, self.w2_state * scale * scale)
+
+    def plus(self, other: "_Sums") -> "_Sums":
+        return _Sums(self.w + other.w, self.w2 + other.w2, self.w_state + other.w_state, self.w2_state + other.w2_state)
+
+
+def _discrete(sums: _Sums) -> tuple[torch.Tensor, torch.Tensor]:
+    """Self-normalised estimate of each state's probability and its delta-method standard error:
+    sqrt(sum w^2 (1[state] - p)^2) / sum w, expanded over the one-hot indicator."""
+    p = sums.w_state / sums.w
+    spread = sums.w2_state * (1 - 2 * p) + p * p * sums.w2
+    return p, spread.clamp_min(0).sqrt() / sums.w
+
+
+def _check_possible(top: torch.Tensor) -> None:
+    """Every particle of some query has weight 0 under the posterior mean: impossible evidence."""
+    if bool((top[0] == float("-inf")).any()):
+        raise ImpossibleEvidence(int((top[0, :, 0] == float("-inf")).nonzero()[0]))
 
 
 def _summarise_continuous(x: torch.Tensor, w: torch.Tensor, total: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
