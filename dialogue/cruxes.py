@@ -5,6 +5,12 @@ the belief share); then, when only the pool of all unshared facts changes a
 choice, the facts that pool needs.  A fact that matters neither alone nor
 together with the others is never offered; when no unshared, unrejected fact
 matters either way, the exchange is over.
+
+While the human's values are unknown, any fact that changes either side's
+predictions may change the human's choice: such facts matter too (ranked by
+how far they move a prediction), and the exchange is over only when no
+unshared fact changes a prediction or a choice.  (A fact that changes no
+prediction of any action's outcomes changes no choice under any values.)
 """
 
 from __future__ import annotations
@@ -32,6 +38,16 @@ class Crux:
 
     def why(self, current: Diagnosis, mode: str) -> str:
         """Why it matters, in words, to the receiver (no agent choice in predict-only mode)."""
+        if current.kind == "unknown":
+            if self.receiver == "agent" and mode != "predict-only":
+                before, after = current.cells[("a", "a")], self.alone.cells[("a", "a")]
+                if before != after:
+                    return f"if the agent accepts this, its best action changes from {before} to {after}"
+            whose = "your" if self.receiver == "human" else "the agent's"
+            return (
+                f"it changes {whose} predictions; your values are asked after the exchange, "
+                "and with some values it changes your choice"
+            )
         if self.receiver == "human":
             before, after = current.cells[("h", "h")], self.alone.cells[("h", "h")]
             if before != after:
@@ -88,27 +104,28 @@ def rank_cruxes(evaluator: Evaluator, graphs: Mapping[str, BeliefGraph], current
     pairs = [base] + [_with(graphs, [m]) for m in moves] + [_with(graphs, moves)]
     diagnoses = evaluator.diagnose(pairs)
     singles, pooled = diagnoses[1:-1], diagnoses[-1]
-    key = current.key()
 
     def shift(d: Diagnosis) -> float:
+        if current.kind == "unknown":
+            return d.prediction_change(current)
         return abs((d.belief_share or 0.0) - (current.belief_share or 0.0))
 
     cruxes = [
-        Crux(fact, sender, receiver, d, d.key() != key, shift(d))
+        Crux(fact, sender, receiver, d, d.differs(current), shift(d))
         for (fact, sender, receiver), d in zip(moves, singles)
     ]
     changers = [c for c in cruxes if c.changes_alone]
     if changers:
         return sorted(changers, key=lambda c: -c.shift)
-    if pooled.key() == key:
+    if not pooled.differs(current):
         return []
     # Only together do they change a choice: offer the facts without which the pool changes nothing.
     without = evaluator.diagnose([_with(graphs, [m for m in moves if m is not left]) for left in moves])
-    needed = {m for m, d in zip(moves, without) if d.key() == key}
+    needed = {m for m, d in zip(moves, without) if not d.differs(current)}
     if not needed:  # redundant facts (any few suffice): shrink the pool to a minimal set that still matters
         needed = set(moves)
         for m in sorted(moves, key=lambda m: shift(singles[moves.index(m)])):
             trial = [x for x in moves if x in needed and x != m]
-            if evaluator.diagnose([_with(graphs, trial)])[0].key() != key:
+            if evaluator.diagnose([_with(graphs, trial)])[0].differs(current):
                 needed.discard(m)
     return sorted((c for c, m in zip(cruxes, moves) if m in needed), key=lambda c: -c.shift)

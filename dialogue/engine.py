@@ -7,22 +7,34 @@ human's :class:`Decide`.  Along the way the human may state a position, share
 a fact they hold, state a new observation, or restate their values.  Parties
 (agent, scripted human, person at the terminal) are interchangeable behind
 :mod:`dialogue.parties`.
+
+When the human's values are unknown (all, or some outcomes'), the diagnosis
+says so (kind ``unknown``: no human choice, no shares) until they are known;
+the exchange shares every fact that changes a prediction (with some values it
+changes the human's choice); and once it is over, the engine asks the human
+value questions (:mod:`dialogue.elicitation`), each answered by an
+:class:`Answer`, before the final diagnosis.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from beliefs.graph import BeliefGraph, FactRecord
 from dialogue.cruxes import Crux, rank_cruxes
 from dialogue.diagnosis import Diagnosis
+from dialogue.elicitation import Elicitation, ValueStep, intervals
 from dialogue.evaluate import Evaluator
 from dialogue.final import conclude
 from dialogue.protocol import (
     OBSERVATION_PREFIX,
+    Answer,
+    Asked,
     Decide,
     Decided,
     Diagnosed,
+    Elicited,
     Message,
     Mode,
     Observe,
@@ -37,10 +49,10 @@ from dialogue.protocol import (
     ValuesChanged,
 )
 from oracle.oracle import Oracle
-from values.utility import Utility
+from values.utility import Utility, split_values
 from worldmodel.errors import CruxError, unknown
 from worldmodel.model import Model
-from worldmodel.spec import Fact
+from worldmodel.spec import UNKNOWN, Fact
 
 CELL_NAMES = {
     ("a", "a"): "agent beliefs, agent values",
@@ -61,6 +73,7 @@ class Engine:
     model: Model
     oracle: Oracle
     mode: Mode = "full"
+    elicitation: Elicitation = field(default_factory=Elicitation)
 
     def __post_init__(self) -> None:
         scenario = self.model.scenario
@@ -70,15 +83,17 @@ class Engine:
         self.scenario = scenario
         self.actions = net.states[net.decision]
         self.graphs = {p: BeliefGraph.initial(scenario, net, p) for p in ("agent", "human")}
-        self.utilities: dict[str, Utility | None] = {
-            "agent": None if self.mode == "predict-only" else Utility.from_values(scenario.parties.agent.values, net),
-            "human": Utility.from_values(scenario.parties.human.values, net),
-        }
-        self.values = {
-            "agent": None if self.mode == "predict-only" else dict(scenario.parties.agent.values),
-            "human": dict(scenario.parties.human.values),
-        }
-        self.evaluator = Evaluator(self.oracle, self.utilities, self.actions)
+        self.utilities: dict[str, Utility | None] = {"agent": None, "human": None}
+        self.values: dict[str, dict | None] = {"agent": None, "human": None}
+        """Each party's values as written: {outcome: {state: utility}, or "unknown" (the human's only)}."""
+        self.unknown: list[str] = []
+        """The outcomes whose utilities the human has not stated (asked after the exchange)."""
+        if self.mode != "predict-only":
+            self._take_values("agent", scenario.parties.agent.values)  # type: ignore[arg-type]
+        human = scenario.parties.human.values
+        self._take_values("human", {o: UNKNOWN for o in split_values(human, net)[1]} if human == UNKNOWN else human)  # type: ignore[arg-type]
+        self.value_step: ValueStep | None = None
+        self.elicited: Elicited | None = None
         self.turn = 0
         self.pending: Offered | None = None
         self.pending_crux: Crux | None = None
@@ -108,13 +123,24 @@ class Engine:
             Share: self._share,
             Observe: self._observe,
             SetValues: self._set_values,
+            Answer: self._answer,
         }
         return handlers[type(message)](message)  # type: ignore[operator]
 
-    def implied_choice(self, party: str = "human") -> str:
-        """What a party's own beliefs and values choose now."""
+    def implied_choice(self, party: str = "human") -> str | None:
+        """What a party's own beliefs and values choose now (None while its values are unknown)."""
         assert self.diagnosis is not None
-        return self.diagnosis.choices[party]
+        return self.diagnosis.choices.get(party)
+
+    @property
+    def question(self) -> Asked | None:
+        """The value question waiting for the human's answer, if any."""
+        return self.value_step.pending if self.value_step is not None else None
+
+    @property
+    def exchanging(self) -> bool:
+        """Whether facts can still be exchanged (not once the value questions or the conclusion came)."""
+        return not self.concluded and self.value_step is None
 
     def shareable(self) -> list[str]:
         """Facts the human holds that the agent has not seen."""
@@ -151,11 +177,12 @@ class Engine:
     def _state(self, message: State) -> list:
         self._check_action(message.action)
         implied = self.implied_choice("human")
-        return [Stated(action=message.action, implied=implied, matches=message.action == implied)]
+        matches = None if implied is None else message.action == implied
+        return [Stated(action=message.action, implied=implied, matches=matches)]
 
     def _share(self, message: Share) -> list:
         """The human shares a fact they hold; it goes on offer to the agent in place of any crux."""
-        if self.concluded:
+        if not self.exchanging:
             raise EngineError("the exchange has concluded")
         if message.fact not in self.scenario.facts:
             raise EngineError(unknown("fact", message.fact, self.scenario.facts))
@@ -167,14 +194,18 @@ class Engine:
         self.turn += 1
         after = self.evaluator.diagnose([(agent.with_facts([message.fact], "human", self.turn), human)])[0]
         assert self.diagnosis is not None
-        effect = "it changes the swap test" if after.key() != self.diagnosis.key() else "it changes no choice"
+        effect = "it changes no choice"
+        if after.key() != self.diagnosis.key():
+            effect = "it changes the swap test"
+        elif after.differs(self.diagnosis):
+            effect = "it changes the agent's predictions"
         self.pending_crux = None
         self.pending = self._offer(message.fact, "human", "agent", f"shared by the human; {effect}", after, shared=True)
         return [self.pending]
 
     def _observe(self, message: Observe) -> list:
         """A new observation from the human: a fact they hold from now on, shared with the agent."""
-        if self.concluded:
+        if not self.exchanging:
             raise EngineError("the exchange has concluded")
         net = self.model.network
         if message.variable not in net.order or message.variable == net.decision:
@@ -201,21 +232,37 @@ class Engine:
         """A party restates its values: the diagnosis and the next offer follow."""
         if self.concluded:
             raise EngineError("the session has concluded; values can no longer change")
+        if self.value_step is not None:
+            raise EngineError("the human's values are being asked: answer the question on offer")
         if message.party == "agent" and self.mode == "predict-only":
             raise EngineError("in predict-only mode the agent holds no values")
         net = self.model.network
         for outcome, states in message.values.items():
             if outcome not in net.outcomes:
                 raise EngineError(unknown("outcome", outcome, net.outcomes))
+            if states == UNKNOWN:
+                if message.party != "human":
+                    raise EngineError(f"only the human's values may be unknown: state the agent's utilities of {outcome}")
+                continue
             for state in states:
                 if state not in net.states[outcome]:
                     raise EngineError(unknown(f"state of {outcome}", state, net.states[outcome]))
-        self.values[message.party] = dict(message.values)
-        self.utilities[message.party] = Utility.from_values(message.values, net)
-        self.evaluator = Evaluator(self.oracle, self.utilities, self.actions)
+        self._take_values(message.party, message.values)
         self._rediagnose()
         changed = ValuesChanged(party=message.party, values=message.values)
         return [changed, self._diagnosed("turn"), *self._advance()]
+
+    def _answer(self, message: Answer) -> list:
+        """The human answers the value question on offer; the next question, or the conclusion, follows."""
+        asked = self.question
+        if asked is None:
+            raise EngineError("no value question is on offer")
+        if message.question != asked.number:
+            raise EngineError(f"got an answer to question {message.question}, expected one to question {asked.number}")
+        if message.choice not in (asked.first, asked.second):
+            raise EngineError(f"answer {asked.first!r} or {asked.second!r} to question {asked.number}, not {message.choice!r}")
+        assert self.value_step is not None
+        return [self.value_step.answer(message.choice), *self._next_question()]
 
     def _decide(self, message: Decide) -> list:
         if not self.concluded:
@@ -234,23 +281,50 @@ class Engine:
         if action not in self.actions:
             raise EngineError(unknown("action", action, self.actions))
 
+    def _take_values(self, party: str, values: Mapping) -> None:
+        """A party's values as written; the evaluator follows (without the human's while unknown)."""
+        net = self.model.network
+        stated, unknown_outcomes = split_values(values, net)
+        self.values[party] = dict(values)
+        self.utilities[party] = None if unknown_outcomes else Utility.from_values(stated, net)
+        if party == "human":
+            self.unknown = unknown_outcomes
+        self.evaluator = Evaluator(self.oracle, self.utilities, self.actions)
+
     def _rediagnose(self) -> None:
         self.pending = self.pending_crux = None
         self.diagnosis = self.evaluator.diagnose([(self.graphs["agent"], self.graphs["human"])])[0]
 
     def _advance(self) -> list:
-        """Offer the top crux, or conclude when no unshared fact could change a swap-test choice."""
+        """Offer the top crux; when no unshared fact could change a swap-test choice (or, while the
+        human's values are unknown, a prediction), ask the human's values, then conclude."""
         assert self.diagnosis is not None
         cruxes = rank_cruxes(self.evaluator, self.graphs, self.diagnosis)
+        if not cruxes and self.unknown:
+            stated = split_values(self.values["human"] or {}, self.model.network)[0]
+            self.value_step = ValueStep(self.oracle, self.graphs["human"].state, stated, self.unknown, self.elicitation)
+            return [self.value_step.started(), *self._next_question()]
         if not cruxes:
             self.concluded = True
-            self.final = conclude(self.evaluator, self.graphs, self.diagnosis)
+            known = intervals(self.elicited) if self.elicited is not None else None
+            self.final = conclude(self.evaluator, self.graphs, self.diagnosis, known)
             return [self._diagnosed("final"), self.final]
         top = cruxes[0]
         self.turn += 1
         self.pending_crux = top
         self.pending = self._offer(top.fact, top.sender, top.receiver, top.why(self.diagnosis, self.mode), top.alone)
         return [self.pending]
+
+    def _next_question(self) -> list:
+        """The next value question, or, when there is none, the human's values as asked and what follows."""
+        assert self.value_step is not None
+        asked = self.value_step.next()
+        if asked is not None:
+            return [asked]
+        self.elicited = self.value_step.result()
+        self._take_values("human", self.elicited.values)
+        self._rediagnose()
+        return [self.elicited, *self._advance()]
 
     def _offer(self, fact_id: str, sender: str, receiver: str, why: str, after: Diagnosis, shared: bool = False) -> Offered:
         fact = self.scenario.facts[fact_id]

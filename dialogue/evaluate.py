@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import torch
+
 from beliefs.graph import BeliefGraph
 from dialogue.diagnosis import FULL_CELLS, PREDICT_CELLS, Diagnosis, diagnose
 from oracle.oracle import Oracle
-from values.expected import expected_utilities
+from values.expected import action_marginals
 from values.utility import Utility
 
 Pair = tuple[BeliefGraph, BeliefGraph]
@@ -17,16 +19,20 @@ Pair = tuple[BeliefGraph, BeliefGraph]
 class Evaluator:
     """The swap test for pairs of belief graphs, under the parties' values.
 
-    Without agent values (predict-only) only the cells with the human's values exist.
+    Without agent values (predict-only) only the cells with the human's values exist; while
+    the human's values are unknown, only the cells with the agent's (none in predict-only), and
+    each diagnosis carries both sides' predictions.
     """
 
     def __init__(self, oracle: Oracle, utilities: Mapping[str, Utility | None], actions: Sequence[str]):
         self.oracle = oracle
         self.actions = tuple(actions)
         self.predict_only = utilities.get("agent") is None
-        self.cells = PREDICT_CELLS if self.predict_only else FULL_CELLS
-        self.value_keys = ("h",) if self.predict_only else ("a", "h")
-        self.utilities = [utilities["human"] if v == "h" else utilities["agent"] for v in self.value_keys]
+        self.values_unknown = utilities.get("human") is None
+        known = {"a": utilities.get("agent"), "h": utilities.get("human")}
+        self.value_keys = tuple(v for v in ("a", "h") if known[v] is not None)
+        self.cells = tuple(c for c in (PREDICT_CELLS if self.predict_only else FULL_CELLS) if c[1] in self.value_keys)
+        self.utilities = [known[v] for v in self.value_keys]
 
     def diagnose(self, pairs: Sequence[Pair]) -> list[Diagnosis]:
         """The diagnosis of every pair; all distinct belief states and all actions in one call."""
@@ -37,10 +43,16 @@ class Evaluator:
                 if key not in index:
                     index[key] = len(states)
                     states.append(graph.state)
-        eu = expected_utilities(self.oracle, states, self.utilities)  # type: ignore[arg-type]
+        marginals = action_marginals(self.oracle, states)
+        eu = [[u.expected(m) for u in self.utilities] for m in marginals]  # type: ignore[union-attr]
+        net = self.oracle.model.network
+        scored = [o for o in net.outcomes if o not in net.continuous]
         out = []
         for agent, human in pairs:
             belief = {"a": index[id(agent.state)], "h": index[id(human.state)]}
-            cells = {(b, v): eu[belief[b], self.value_keys.index(v)] for b, v in self.cells}
-            out.append(diagnose(cells, self.actions))
+            cells = {(b, v): eu[belief[b]][self.value_keys.index(v)] for b, v in self.cells}
+            predictions = None
+            if self.values_unknown:
+                predictions = {b: torch.cat([marginals[k][o].flatten() for o in scored]) for b, k in belief.items()}
+            out.append(diagnose(cells, self.actions, predictions))
         return out

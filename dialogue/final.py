@@ -8,8 +8,7 @@ They are belief disagreements and are never reported as value conflicts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
+from collections.abc import Mapping, Sequence
 
 from beliefs.diff import differences
 from beliefs.graph import BeliefGraph
@@ -24,7 +23,14 @@ MATTERS = 1e-9
 """Value of information below this is taken as zero: the difference cannot change a choice."""
 
 
-def conclude(evaluator: Evaluator, graphs: Mapping[str, BeliefGraph], diagnosis: Diagnosis) -> Concluded:
+def conclude(
+    evaluator: Evaluator,
+    graphs: Mapping[str, BeliefGraph],
+    diagnosis: Diagnosis,
+    human_intervals: Mapping[tuple[str, str], Sequence[float]] | None = None,
+) -> Concluded:
+    """What remains; ``human_intervals`` ((outcome, state) -> 90% interval of utility / range)
+    when the human's values were elicited, for the value conflicts."""
     oracle = evaluator.oracle
     agent, human = graphs["agent"], graphs["human"]
     states = {"a": agent.state, "h": human.state}
@@ -65,7 +71,7 @@ def conclude(evaluator: Evaluator, graphs: Mapping[str, BeliefGraph], diagnosis:
             i, j = evaluator.actions.index(aa), evaluator.actions.index(ah)
             ma, mh = action_marginals(oracle, [agent.state, human.state])
             moved = {o: ((ma[o][i] - ma[o][j]) + (mh[o][i] - mh[o][j])) / 2 for o in net.outcomes}
-        found = value_conflicts(ua, uh, dict(net.states), moved)
+        found = value_conflicts(ua, uh, dict(net.states), moved, human_intervals)
         conflicts = [c.to_json() for c in found]
         words = tradeoff(found)
     return Concluded(unresolved_beliefs=unresolved, value_conflicts=conflicts, tradeoff=words)

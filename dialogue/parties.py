@@ -1,16 +1,22 @@
 """The parties of a session, interchangeable behind one small interface.
 
-A party answers offers and (the human) decides.  The agent accepts every fact
-at its own reliability; the scripted human follows the scenario's ``responds``
-and decides by its final choice; the person at the terminal is a third
+A party answers offers; the human also answers value questions (when their
+values are unknown) and decides.  The agent accepts every fact at its own
+reliability; the scripted human follows the scenario's ``responds`` and
+decides by its final choice; the person at the terminal is a third
 implementation (``dialogue/tui``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
-from dialogue.protocol import Decide, Diagnosed, Offered, Respond
+from dialogue.protocol import Answer, Asked, Decide, Diagnosed, Offered, Respond
+from values.elicit import preferred
+from values.utility import split_values
+from worldmodel.compile import Network
+from worldmodel.errors import CruxError
 from worldmodel.spec import Responds, Scenario
 
 
@@ -18,7 +24,9 @@ class Party(Protocol):
     def respond(self, offer: Offered) -> Respond: ...
 
 
-class Decider(Party, Protocol):
+class Human(Party, Protocol):
+    def answer(self, question: Asked) -> Answer: ...
+
     def decide(self, final: Diagnosed) -> Decide: ...
 
 
@@ -30,11 +38,23 @@ class Agent:
 
 
 class ScriptedHuman:
-    """The scenario's human: accepts or rejects by ``responds``; decides by its own final choice."""
+    """The scenario's human: accepts or rejects by ``responds``; answers value questions by the
+    values it holds (the stated ones and ``responds.values`` for the unknown ones); decides by
+    its own final choice."""
 
-    def __init__(self, scenario: Scenario):
+    def __init__(self, scenario: Scenario, network: Network, source: str | Path = "the scenario"):
         self.scenario = scenario
         self.rules: Responds = scenario.parties.human.responds
+        stated, unknown = split_values(scenario.parties.human.values, network)
+        missing = [o for o in unknown if o not in self.rules.values]
+        if missing:
+            raise CruxError(
+                f"{source}: parties.human.responds.values: the human's values of {', '.join(missing)} are unknown, so "
+                "a scripted human needs the utilities it answers value questions with: add "
+                f"responds.values.{missing[0]}: {{state: utility}} (one entry per unknown outcome), "
+                "or run the session without --headless and answer them yourself"
+            )
+        self.values = {**stated, **self.rules.values}
 
     def respond(self, offer: Offered) -> Respond:
         fact = self.scenario.facts[offer.fact]
@@ -44,6 +64,11 @@ class ScriptedHuman:
             or (fact.observe is not None and fact.weight < self.rules.accept_min_reliability)
         )
         return Respond(fact=offer.fact, accepted=not rejected)
+
+    def answer(self, question: Asked) -> Answer:
+        """The option better under the values it holds, without noise; ties go to the first."""
+        choice = preferred(question.kind, question.first, question.second, question.predicted, self.values)
+        return Answer(question=question.number, choice=choice)
 
     def decide(self, final: Diagnosed) -> Decide:
         action = final.choices["human"]

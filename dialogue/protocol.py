@@ -61,11 +61,22 @@ class Observe(_Message):
     text: str = ""
 
 
+OutcomeValues = dict[str, float] | Literal["unknown"]
+"""One outcome's utilities {state: utility}, or ``unknown`` (the human's only: asked after the exchange)."""
+
+
 class SetValues(_Message):
-    """A party restates its utilities {outcome: {state: utility}}."""
+    """A party restates its utilities {outcome: {state: utility}} (the human may leave outcomes ``unknown``)."""
 
     party: PartyName
-    values: dict[str, dict[str, float]]
+    values: dict[str, OutcomeValues]
+
+
+class Answer(_Message):
+    """The human's answer to the value question on offer: one of its two options."""
+
+    question: int = Field(description="The number of the question answered.")
+    choice: str
 
 
 # -- what the engine records -------------------------------------------------------------
@@ -85,7 +96,9 @@ class Diagnosed(_Message):
     turn: int
     choices: dict[str, str]
     cells: dict[str, str] = Field(description='Swap-test choices, keyed "agent beliefs, human values" etc.')
-    kind: Literal["agree", "belief", "value", "both"]
+    kind: Literal["agree", "belief", "value", "both", "unknown"] = Field(
+        description='"unknown" while the human\'s values are unknown: the value side cannot be told yet.'
+    )
     belief_share: float | None
     value_share: float | None
     expected_utility: dict[str, dict[str, float]] = Field(description="Per cell, each action's expected utility.")
@@ -108,8 +121,10 @@ class Offered(_Message):
 class Stated(_Message):
     type: Literal["stated"] = "stated"
     action: str
-    implied: str = Field(description="The action the human's own beliefs and values imply.")
-    matches: bool
+    implied: str | None = Field(
+        description="The action the human's own beliefs and values imply (None while their values are unknown)."
+    )
+    matches: bool | None
 
 
 class Observed(_Message):
@@ -125,7 +140,65 @@ class Observed(_Message):
 class ValuesChanged(_Message):
     type: Literal["values"] = "values"
     party: PartyName
-    values: dict[str, dict[str, float]]
+    values: dict[str, OutcomeValues]
+
+
+class Eliciting(_Message):
+    """The exchange is over and the human's values are (partly) unknown: the value questions begin."""
+
+    type: Literal["eliciting"] = "eliciting"
+    unknown: list[str] = Field(description="The outcomes whose utilities are asked.")
+    stated: dict[str, dict[str, float]] = Field(description="The human's stated utilities, held fixed.")
+    particles: int
+    seed: int
+    max_questions: int
+
+
+class Asked(_Message):
+    """A value question to the human: which of two options."""
+
+    type: Literal["question"] = "question"
+    number: int
+    kind: Literal["actions", "outcomes"] = Field(
+        description='"actions": which action, in the situation `given`; "outcomes": which outcome state is worse.'
+    )
+    first: str
+    second: str
+    given: dict[str, str]
+    text: str
+    predicted: dict[str, dict[str, dict[str, float]]] = Field(
+        description="Each option's outcomes {outcome: {state: probability}} under the human's beliefs "
+        "(for \"which is worse\": the state against its outcome's first state)."
+    )
+    information: float = Field(description="What the answer is expected to tell about the decision (nats).")
+    leaning: str = Field(description="The action the human's values point to so far.")
+    agreement: float = Field(description="The share of the remaining uncertainty that agrees on it.")
+
+
+class Answered(_Message):
+    type: Literal["answer"] = "answer"
+    number: int
+    answer: str
+
+
+class Elicited(_Message):
+    """The value questions are over: the human's values as asked, with their uncertainty."""
+
+    type: Literal["elicited"] = "elicited"
+    questions: int
+    stopped: Literal["settled", "limit", "exhausted"] = Field(
+        description="settled: the decision no longer depends on what is uncertain; limit: the most questions "
+        "were asked; exhausted: no question is left that could tell more."
+    )
+    decision: str = Field(description="The action the elicited values point to.")
+    agreement: float = Field(description="The share of the remaining uncertainty that agrees on it.")
+    values: dict[str, dict[str, float]] = Field(
+        description="The human's utilities from now on: stated ones as stated, asked ones the posterior mean "
+        "(in the stated units; utility / range when nothing was stated)."
+    )
+    utilities: dict[str, dict[str, dict]] = Field(
+        description="Every outcome state's utility / range: posterior mean and 90% interval."
+    )
 
 
 class Responded(_Message):
@@ -155,10 +228,22 @@ class Decided(_Message):
 
 
 Event = Annotated[
-    Started | Diagnosed | Offered | Responded | Concluded | Decided | Stated | Observed | ValuesChanged,
+    Started
+    | Diagnosed
+    | Offered
+    | Responded
+    | Concluded
+    | Decided
+    | Stated
+    | Observed
+    | ValuesChanged
+    | Eliciting
+    | Asked
+    | Answered
+    | Elicited,
     Field(discriminator="type"),
 ]
-Message = Respond | Decide | State | Share | Observe | SetValues
+Message = Respond | Decide | State | Share | Observe | SetValues | Answer
 
 
 def message_of(event: BaseModel) -> Message | None:
@@ -178,6 +263,8 @@ def message_of(event: BaseModel) -> Message | None:
         )
     if isinstance(event, ValuesChanged):
         return SetValues(party=event.party, values=event.values)
+    if isinstance(event, Answered):
+        return Answer(question=event.number, choice=event.answer)
     return None
 
 

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dialogue.protocol import Concluded, Decided, Diagnosed, Observed, Offered, Responded, Started, Stated, ValuesChanged
+from dialogue.protocol import (
+    Answered,
+    Asked,
+    Concluded,
+    Decided,
+    Diagnosed,
+    Elicited,
+    Eliciting,
+    Observed,
+    Offered,
+    Responded,
+    Started,
+    Stated,
+    ValuesChanged,
+)
 
 
 def _diagnosis(d: Diagnosed) -> dict:
@@ -35,6 +49,9 @@ def build_report(events: Sequence) -> dict:
     changed = [e for e in events if isinstance(e, ValuesChanged)]
     if changed:
         report["value_changes"] = [{"party": e.party, "values": e.values} for e in changed]
+    elicitation = _elicitation(events)
+    if elicitation is not None:
+        report["elicitation"] = elicitation
     offers: dict[str, Offered] = {}
     last_turn: dict | None = None
     for e in events:
@@ -73,14 +90,47 @@ def build_report(events: Sequence) -> dict:
     return report
 
 
+def _elicitation(events: Sequence) -> dict | None:
+    """The value questions: what was unknown, each question and answer, and the values they gave."""
+    start = next((e for e in events if isinstance(e, Eliciting)), None)
+    if start is None:
+        return None
+    answers = {e.number: e.answer for e in events if isinstance(e, Answered)}
+    questions = [
+        {
+            "number": q.number,
+            "kind": q.kind,
+            "question": q.text,
+            "first": q.first,
+            "second": q.second,
+            "given": q.given,
+            "answer": answers.get(q.number),
+        }
+        for q in events
+        if isinstance(q, Asked)
+    ]
+    out: dict = {"unknown": start.unknown, "stated": start.stated, "questions": questions}
+    done = next((e for e in events if isinstance(e, Elicited)), None)
+    if done is not None:
+        out.update(
+            stopped=done.stopped, decision=done.decision, agreement=done.agreement, values=done.values, utilities=done.utilities
+        )
+    return out
+
+
 def render(report: dict) -> str:
     """A readable account of the session."""
     lines = [f"Scenario {report['scenario']} ({report['mode']})", ""]
 
     def choices(c: dict) -> str:
-        return ", ".join(f"the {p} would choose {a}" for p, a in c.items())
+        said = ", ".join(f"the {p} would choose {a}" for p, a in c.items())
+        if "human" not in c:
+            said += (", " if said else "") + "the human's values are not known yet"
+        return said
 
     def diagnosis(d: dict) -> str:
+        if d["kind"] == "unknown":
+            return "no diagnosis until they are asked"
         if d["belief_share"] is None:
             return d["kind"]
         return f"{d['kind']} (belief share {d['belief_share']:.2f}, value share {d['value_share']:.2f})"
@@ -92,6 +142,26 @@ def render(report: dict) -> str:
             f"  turn {t['turn']}: the {t['from']} offers {t['fact']} to the {t['to']} ({t['why']}): {t['response']}"
             + (f"; now {choices(t['choices'])}" if "choices" in t else "")
         )
+    asked = report.get("elicitation")
+    if asked:
+        lines.append(f"Then the human was asked about their values of {', '.join(asked['unknown'])}:")
+        for q in asked["questions"]:
+            lines.append(f"  {q['number']}. {q['question']} {q['answer'] or '(not answered yet)'}")
+        if "stopped" in asked:
+            why = {
+                "settled": "the decision no longer depends on what is uncertain",
+                "limit": "the most questions were asked",
+                "exhausted": "no question is left that could tell more",
+            }[asked["stopped"]]
+            lines.append(
+                f"  Stopped: {why}. The answers point to {asked['decision']} "
+                f"({100 * asked['agreement']:.0f}% of what remains uncertain agrees). Utility / range, mean and 90% interval:"
+            )
+            for outcome, states in asked["utilities"].items():
+                for state, u in states.items():
+                    if u["interval"][0] != u["interval"][1]:
+                        low, high = u["interval"]
+                        lines.append(f"    {outcome}={state}: {u['mean']:+.3f} [{low:+.3f}, {high:+.3f}]")
     final = report["final"]
     if final:
         lines.append(f"In the end {choices(final['choices'])}: {diagnosis(final['diagnosis'])}.")
@@ -109,7 +179,11 @@ def render(report: dict) -> str:
                 f"({'; '.join(u['causes'])}); settle it: {u['settle']} (value of information {u['value_of_information']:.4f})"
             )
         for c in final.get("value_conflicts", []):
-            lines.append(f"  value conflict on {c['outcome']}={c['state']}: agent {c['agent']:.3f}, human {c['human']:.3f}")
+            interval = c.get("human_interval")
+            asked_range = f" (90% interval {interval[0]:.3f} to {interval[1]:.3f})" if interval else ""
+            lines.append(
+                f"  value conflict on {c['outcome']}={c['state']}: agent {c['agent']:.3f}, human {c['human']:.3f}{asked_range}"
+            )
         if final.get("tradeoff"):
             lines.append(f"  In words: {final['tradeoff']}.")
     if report["decision"]:

@@ -13,9 +13,10 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
+from dialogue.elicitation import Elicitation
 from dialogue.engine import Engine
-from dialogue.parties import Agent, Decider, Party, ScriptedHuman
-from dialogue.protocol import Diagnosed, Message, Mode, Started, dump, message_of
+from dialogue.parties import Agent, Human, Party, ScriptedHuman
+from dialogue.protocol import Diagnosed, Eliciting, Message, Mode, Started, dump, message_of
 from dialogue.report import build_report
 from dialogue.transcript import Transcript, read_events
 from oracle.oracle import Oracle
@@ -29,7 +30,7 @@ def file_digest(path: str | Path) -> str:
 
 def _identity(event) -> tuple:
     data = dump(event)
-    keys = ("type", "stage", "fact", "turn", "response", "action", "party", "variable")
+    keys = ("type", "stage", "fact", "turn", "response", "action", "party", "variable", "number", "answer")
     return tuple(data.get(k) for k in keys)
 
 
@@ -46,6 +47,7 @@ class LiveSession:
         transcript: str | Path | None = None,
         resume: str | Path | None = None,
         on_event: Callable[[object], None] | None = None,
+        elicitation: Elicitation | None = None,
     ):
         if model.scenario is None:
             raise CruxError(f"{model_path}: a session needs a scenario (parties, facts, a decision)")
@@ -60,7 +62,10 @@ class LiveSession:
                 raise CruxError(f"{resume}: written for another version of {start.model}; resume needs the same model file")
             mode = start.mode
             transcript = resume
-        self.engine = Engine(model, oracle, mode)
+            asked = next((e for e in recorded if isinstance(e, Eliciting)), None)
+            if asked is not None:  # the value questions run as they did
+                elicitation = Elicitation(particles=asked.particles, max_questions=asked.max_questions, seed=asked.seed)
+        self.engine = Engine(model, oracle, mode, elicitation or Elicitation())
         self.events: list = []
         self.on_event = on_event
         self._recorded = recorded
@@ -123,24 +128,32 @@ def run_session(
     *,
     mode: Mode = "full",
     agent: Party | None = None,
-    human: Decider | None = None,
+    human: Human | None = None,
     transcript: str | Path | None = None,
     resume: str | Path | None = None,
     on_event: Callable[[object], None] | None = None,
+    elicitation: Elicitation | None = None,
 ) -> tuple[dict, list]:
     """Run (or resume) a session to its decision with scripted parties; return the report and events."""
-    live = LiveSession(model_path, model, oracle, mode=mode, transcript=transcript, resume=resume, on_event=on_event)
+    if model.scenario is None:
+        raise CruxError(f"{model_path}: a session needs a scenario (parties, facts, a decision)")
+    person: Human = human or ScriptedHuman(model.scenario, model.network, source=model_path)
+    live = LiveSession(
+        model_path, model, oracle, mode=mode, transcript=transcript, resume=resume, on_event=on_event, elicitation=elicitation
+    )
     try:
-        parties: dict[str, Party] = {"agent": agent or Agent(), "human": human or ScriptedHuman(model.scenario)}
+        parties: dict[str, Party] = {"agent": agent or Agent(), "human": person}
         engine = live.engine
-        while engine.pending is not None:
-            offer = engine.pending
-            live.send(parties[offer.receiver].respond(offer))
+        while engine.pending is not None or engine.question is not None:
+            if engine.question is not None:
+                live.send(person.answer(engine.question))
+            else:
+                offer = engine.pending
+                live.send(parties[offer.receiver].respond(offer))
         if not engine.decided:
             final = live.final()
-            assert final is not None  # no pending offer means the engine has concluded
-            decider: Decider = parties["human"]  # type: ignore[assignment]
-            live.send(decider.decide(final))
+            assert final is not None  # no pending offer or question means the engine has concluded
+            live.send(person.decide(final))
     finally:
         live.close()
     return live.report(), live.events

@@ -6,6 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from dialogue.cli.app import app
@@ -41,6 +42,31 @@ def test_resume_a_finished_session_prints_the_same_report(tmp_path):
     assert again.exit_code == 0, again.stderr
     assert json.loads(again.stdout) == json.loads(first)
     assert len(t.read_text().splitlines()) == len(lines)
+
+
+def test_session_on_unknown_values_asks_them_and_reports_intervals(tmp_path):
+    t = tmp_path / "t.jsonl"
+    example = EXAMPLES / "squirrel_or_cat_unknown_values.yaml"
+    result = crux("session", example, "--headless", "--json", "--transcript", t)
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["initial"]["diagnosis"]["kind"] == "unknown"
+    assert report["elicitation"]["questions"] and report["elicitation"]["stopped"] in ("settled", "limit", "exhausted")
+    assert all("human_interval" in c for c in report["final"]["value_conflicts"])
+    assert report["decision"]["action"] == "swerve"
+    replayed = crux("replay", t, "--json")
+    assert replayed.exit_code == 0 and json.loads(replayed.stdout) == report
+
+
+def test_headless_unknown_values_without_answers_is_one_clear_error(tmp_path):
+    data = yaml.safe_load((EXAMPLES / "squirrel_or_cat_unknown_values.yaml").read_text())
+    del data["parties"]["human"]["responds"]["values"]
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = crux("session", path, "--headless")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {path}: parties.human.responds.values: the human's values of harm, crash are unknown")
+    assert "add responds.values.harm: {state: utility}" in result.stderr
 
 
 def test_readable_session_and_every_example():

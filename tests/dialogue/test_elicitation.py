@@ -1,0 +1,227 @@
+"""Sessions in which the human's values are unknown: asked after the exchange, reported with intervals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dialogue.elicitation import Elicitation
+from dialogue.engine import Engine, EngineError
+from dialogue.protocol import Answer, Answered, Asked, Decide, Diagnosed, Elicited, Eliciting, Respond, SetValues, Share
+from dialogue.report import build_report, render
+from dialogue.session import LiveSession, run_session
+from dialogue.transcript import read_events
+from oracle.oracle import Oracle
+from tests.conftest import CANONICAL, EXAMPLES
+from worldmodel.errors import CruxError
+from worldmodel.model import load_model
+
+UNKNOWN_VALUES = EXAMPLES / "squirrel_or_cat_unknown_values.yaml"
+FAST = Elicitation(particles=3000)
+CANONICAL_HUMAN = {("harm", "squirrel"): -10 / 550, ("harm", "cat"): -300 / 550, ("crash", "crash"): -250 / 550}
+"""The canonical human's utilities over their range (harm: squirrel -10, cat -300; crash -250)."""
+
+
+def session(path: Path, **kw):
+    model = load_model(path)
+    return run_session(path, model, Oracle(model, device="cpu"), **kw)
+
+
+def written(tmp_path: Path, values, answers=None, name: str = "s.yaml") -> Path:
+    data = yaml.safe_load(CANONICAL.read_text())
+    data["parties"]["human"]["values"] = values
+    if answers is not None:
+        data["parties"]["human"]["responds"]["values"] = answers
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def canonical():
+    return session(CANONICAL)[0]
+
+
+@pytest.fixture(scope="module")
+def asked():
+    return session(UNKNOWN_VALUES, elicitation=FAST)
+
+
+def test_the_example_asks_the_values_and_reaches_the_canonical_decision(canonical, asked):
+    report, events = asked
+    assert report["initial"]["choices"] == {"agent": "continue"}
+    assert report["initial"]["diagnosis"] == {
+        "kind": "unknown",
+        "belief_share": None,
+        "value_share": None,
+        "cells": {"agent beliefs, agent values": "continue", "human beliefs, agent values": "brake"},
+    }
+    # every fact the canonical session exchanges is exchanged (each changes the human's predictions)
+    assert sorted(t["fact"] for t in report["turns"]) == sorted(t["fact"] for t in canonical["turns"])
+    elicitation = report["elicitation"]
+    assert elicitation["unknown"] == ["harm", "crash"] and elicitation["stated"] == {}
+    assert 1 <= len(elicitation["questions"]) <= FAST.max_questions
+    assert all(q["answer"] in (q["first"], q["second"]) for q in elicitation["questions"])
+    assert report["final"]["choices"] == canonical["final"]["choices"]
+    assert report["final"]["diagnosis"]["kind"] == canonical["final"]["diagnosis"]["kind"] == "value"
+    assert report["decision"]["action"] == canonical["decision"]["action"] == "swerve"
+    [road] = report["final"]["unresolved_beliefs"]  # the same belief gap; its worth depends on the values
+    [same] = canonical["final"]["unresolved_beliefs"]
+    assert {k: v for k, v in road.items() if k != "value_of_information"} == {
+        k: v for k, v in same.items() if k != "value_of_information"
+    }
+
+
+def test_the_intervals_contain_the_canonical_human(asked):
+    report, _ = asked
+    utilities = report["elicitation"]["utilities"]
+    for (outcome, state), truth in CANONICAL_HUMAN.items():
+        low, high = utilities[outcome][state]["interval"]
+        assert low < truth < high, (outcome, state)
+    assert utilities["harm"]["none"] == {"mean": 0.0, "interval": [0.0, 0.0]}  # each outcome's zero
+    conflicts = report["final"]["value_conflicts"]
+    assert {(c["outcome"], c["state"]) for c in conflicts} == set(CANONICAL_HUMAN)
+    for c in conflicts:
+        assert {"outcome", "state", "agent", "human", "human_interval"} <= set(c)
+        low, high = c["human_interval"]
+        assert low < c["human"] < high
+        assert low < CANONICAL_HUMAN[(c["outcome"], c["state"])] < high
+    cat = next(c for c in conflicts if c["state"] == "cat")
+    assert cat["agent"] == pytest.approx(-50 / 450)  # the agent's stated values, as in the canonical session
+
+
+def test_no_diagnosis_while_the_values_are_unknown(asked):
+    _, events = asked
+    elicited = next(i for i, e in enumerate(events) if isinstance(e, Elicited))
+    before = [e for e in events[:elicited] if isinstance(e, Diagnosed)]
+    assert before and all(e.kind == "unknown" and e.belief_share is None and "human" not in e.choices for e in before)
+    after = [e for e in events[elicited:] if isinstance(e, Diagnosed)]
+    assert [e.stage for e in after] == ["final"] and after[0].kind != "unknown"
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.index("Eliciting") > max(i for i, k in enumerate(kinds) if k == "Responded")
+    assert kinds.index("Decided") > kinds.index("Concluded") > kinds.index("Elicited")
+
+
+def test_the_scripted_human_answers_by_its_values(asked):
+    _, events = asked
+    answers = {e.number: e.answer for e in events if isinstance(e, Answered)}
+    canonical = {"harm": {"squirrel": -10, "cat": -300}, "crash": {"crash": -250}}
+    for q in (e for e in events if isinstance(e, Asked)):
+        worth = {
+            option: sum(canonical.get(o, {}).get(s, 0) * p for o, d in q.predicted[option].items() for s, p in d.items())
+            for option in (q.first, q.second)
+        }
+        better = max(worth, key=worth.get) if q.kind == "actions" else min(worth, key=worth.get)
+        assert answers[q.number] == better, q.text
+    worse = [e for e in events if isinstance(e, Asked) and e.kind == "outcomes"]
+    assert all(answers[q.number] == "harm=cat" for q in worse if {q.first, q.second} == {"harm=cat", "crash=crash"})
+
+
+def test_partly_stated_values_keep_the_stated_part(tmp_path, canonical):
+    path = written(
+        tmp_path, {"harm": "unknown", "crash": {"crash": -250}}, {"harm": {"squirrel": -10, "cat": -300}}
+    )
+    report, events = session(path, elicitation=FAST)
+    [start] = [e for e in events if isinstance(e, Eliciting)]
+    assert start.unknown == ["harm"] and start.stated == {"crash": {"crash": -250.0}}
+    [done] = [e for e in events if isinstance(e, Elicited)]
+    assert done.values["crash"] == {"crash": -250.0}
+    assert -1000 < done.values["harm"]["cat"] < -100  # in the units of crash's -250, not over the range
+    assert done.values["harm"]["cat"] < done.values["harm"]["squirrel"]
+    for q in (e for e in events if isinstance(e, Asked) and e.kind == "outcomes"):
+        assert "harm=" in q.first + q.second  # nothing asks about crash alone: it is stated
+    assert report["decision"]["action"] == canonical["decision"]["action"]
+
+
+def test_predict_only_asks_the_values_and_shows_them(tmp_path):
+    data = yaml.safe_load(UNKNOWN_VALUES.read_text())
+    del data["parties"]["agent"]["values"]
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data))
+    report, events = session(path, mode="predict-only", elicitation=FAST)
+    assert report["initial"]["choices"] == {} and report["initial"]["diagnosis"]["cells"] == {}
+    assert report["turns"], "facts that change the human's predictions are exchanged"
+    assert report["elicitation"]["questions"]
+    assert set(report["final"]["choices"]) == {"human"}
+    assert report["final"]["value_conflicts"] == []
+    assert report["elicitation"]["utilities"]["harm"]["cat"]["interval"][0] < report["elicitation"]["utilities"]["harm"]["cat"]["mean"]
+    assert report["decision"]["action"] == report["final"]["choices"]["human"]
+
+
+def test_replay_and_resume_mid_questions(tmp_path, asked):
+    full = tmp_path / "full.jsonl"
+    report, _ = session(UNKNOWN_VALUES, transcript=full, elicitation=FAST)
+    assert report == asked[0]
+    assert build_report(read_events(full)) == report
+    lines = full.read_text().splitlines(keepends=True)
+    kinds = [json.loads(x)["type"] for x in lines]
+    first_question = kinds.index("question")
+    cuts = [first_question, first_question + 1, kinds.index("elicited")]  # a question, an answer, the result
+    for k in cuts:
+        for torn in (False, True):
+            cut = tmp_path / f"cut{k}{torn}.jsonl"
+            cut.write_text("".join(lines[:k]) + (lines[k][: len(lines[k]) // 2] if torn else ""))
+            resumed, _ = session(UNKNOWN_VALUES, resume=cut)  # the settings come from the transcript
+            assert resumed == report, f"resumed after {k} events"
+            assert [json.loads(x) for x in cut.read_text().splitlines()] == [json.loads(x) for x in lines]
+
+
+def test_the_engine_refuses_what_does_not_fit_the_value_step():
+    model = load_model(UNKNOWN_VALUES)
+    engine = Engine(model, Oracle(model, device="cpu"), elicitation=FAST)
+    engine.start()
+    with pytest.raises(EngineError, match="no value question is on offer"):
+        engine.handle(Answer(question=1, choice="brake"))
+    while engine.pending is not None:
+        engine.handle(Respond(fact=engine.pending.fact, accepted=True))
+    asked = engine.question
+    assert asked is not None and asked.number == 1
+    with pytest.raises(EngineError, match="got an answer to question 2, expected one to question 1"):
+        engine.handle(Answer(question=2, choice=asked.first))
+    with pytest.raises(EngineError, match=f"answer '{asked.first}' or '{asked.second}' to question 1, not 'maybe'"):
+        engine.handle(Answer(question=1, choice="maybe"))
+    with pytest.raises(EngineError, match="answer the question on offer"):
+        engine.handle(SetValues(party="human", values={"harm": {"cat": -1}}))
+    with pytest.raises(EngineError, match="the exchange has concluded"):
+        engine.handle(Share(fact="camera"))
+    with pytest.raises(EngineError, match="only after the final diagnosis"):
+        engine.handle(Decide(action="swerve"))
+    events = engine.handle(Answer(question=1, choice=asked.first))
+    assert isinstance(events[0], Answered) and events[0].answer == asked.first
+
+
+def test_values_set_during_the_exchange_make_the_questions_unneeded(tmp_path):
+    model = load_model(UNKNOWN_VALUES)
+    live = LiveSession(UNKNOWN_VALUES, model, Oracle(model, device="cpu"), elicitation=FAST)
+    events = live.send(SetValues(party="human", values={"harm": "unknown", "crash": {"crash": -250}}))
+    assert live.engine.unknown == ["harm"] and events[1].kind == "unknown"
+    live.send(SetValues(party="human", values={"harm": {"squirrel": -10, "cat": -300}, "crash": {"crash": -250}}))
+    assert live.engine.unknown == [] and live.engine.diagnosis.kind != "unknown"
+    with pytest.raises(EngineError, match="only the human's values may be unknown"):
+        live.send(SetValues(party="agent", values={"harm": "unknown"}))
+    while live.engine.pending is not None:
+        live.send(Respond(fact=live.engine.pending.fact, accepted=True))
+    assert live.engine.concluded and not any(isinstance(e, Eliciting) for e in live.events)
+
+
+def test_a_headless_session_needs_the_scripted_answers(tmp_path):
+    path = written(tmp_path, {"harm": "unknown", "crash": {"crash": -250}})
+    with pytest.raises(CruxError) as info:
+        session(path, transcript=tmp_path / "t.jsonl")
+    assert str(info.value) == (
+        f"{path}: parties.human.responds.values: the human's values of harm are unknown, so a scripted human "
+        "needs the utilities it answers value questions with: add responds.values.harm: {state: utility} "
+        "(one entry per unknown outcome), or run the session without --headless and answer them yourself"
+    )
+    assert not (tmp_path / "t.jsonl").exists()  # refused before anything is written
+
+
+def test_the_readable_report_shows_questions_and_intervals(asked):
+    text = render(asked[0])
+    assert "the agent would choose continue, the human's values are not known yet: no diagnosis until they are asked" in text
+    assert "Then the human was asked about their values of harm, crash:" in text
+    assert "  1. " in text and "Utility / range, mean and 90% interval:" in text
+    assert "value conflict on harm=cat: agent -0.111, human " in text and "(90% interval " in text
