@@ -10,10 +10,12 @@ from dataclasses import dataclass
 
 from beliefs.diff import Difference, differences
 from dialogue.diagnosis import Diagnosis
-from dialogue.protocol import Stated
+from dialogue.elicitation import intervals
+from dialogue.protocol import Asked, Stated
 from dialogue.session import LiveSession
 from oracle.query import Distribution, Query
 from values.tradeoffs import ValueConflict, tradeoff, value_conflicts
+from worldmodel.spec import UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,8 @@ class ActionView:
     human: dict[str, Distribution]
     agent_utility: float | None
     """Expected utility by the agent's own values (None in predict-only)."""
-    human_utility: float
+    human_utility: float | None
+    """Expected utility by the human's values (None while they are unknown)."""
 
 
 class SessionView:
@@ -61,6 +64,7 @@ class SessionView:
         )
         n = len(self.actions)
         d = self.diagnosis
+        mine, theirs = d.expected.get(("h", "h")), d.expected.get(("a", "a"))
         out = []
         for i, action in enumerate(self.actions):
             out.append(
@@ -68,8 +72,8 @@ class SessionView:
                     action=action,
                     agent=answers[i].outcomes,
                     human=answers[n + i].outcomes,
-                    agent_utility=None if self.predict_only else d.expected[("a", "a")][i],
-                    human_utility=d.expected[("h", "h")][i],
+                    agent_utility=None if theirs is None else theirs[i],
+                    human_utility=None if mine is None else mine[i],
                 )
             )
         return out
@@ -77,6 +81,12 @@ class SessionView:
     def sentence(self) -> str:
         """The diagnosis in one plain sentence, addressed to the human."""
         d = self.diagnosis
+        if d.kind == "unknown":
+            agent = "" if self.predict_only else f" The agent would choose {d.cells[('a', 'a')]}."
+            return (
+                "Your values are not known yet: once the facts are exchanged, a few questions will ask what "
+                f"matters to you.{agent}"
+            )
         mine, theirs_mine = d.cells[("h", "h")], d.cells[("a", "h")]
         if self.predict_only:
             if d.kind == "agree":
@@ -104,23 +114,35 @@ class SessionView:
         ]
 
     def conflicts(self) -> tuple[list[ValueConflict], str | None]:
-        """Value conflicts and the main trade-off in words (none in predict-only)."""
+        """Value conflicts and the main trade-off in words (none in predict-only, none while the
+        human's values are unknown); with the human's 90% intervals once they were asked."""
         ua, uh = self.engine.utilities["agent"], self.engine.utilities["human"]
         if ua is None or uh is None:
             return [], None
-        found = value_conflicts(ua, uh, dict(self.engine.model.network.states))
+        asked = intervals(self.engine.elicited) if self.engine.elicited is not None else None
+        found = value_conflicts(ua, uh, dict(self.engine.model.network.states), human_intervals=asked)
         return found, tradeoff(found)
 
-    def human_values(self) -> list[tuple[str, str, float, float | None]]:
-        """(outcome, state, the human's utility, the agent's or None) for every outcome state."""
+    def human_values(self) -> list[tuple[str, str, float | None, float | None]]:
+        """(outcome, state, the human's utility or None while unknown, the agent's or None) for every
+        outcome state."""
         net = self.engine.model.network
         mine = self.engine.values["human"] or {}
         theirs = self.engine.values["agent"]
+
+        def utility(values: dict, o: str, s: str) -> float | None:
+            stated = values.get(o, {})
+            return None if stated == UNKNOWN else float(stated.get(s, 0.0))
+
         return [
-            (o, s, float(mine.get(o, {}).get(s, 0.0)), None if theirs is None else float(theirs.get(o, {}).get(s, 0.0)))
+            (o, s, utility(mine, o, s), None if theirs is None else utility(theirs, o, s))
             for o in net.outcomes
             for s in net.states[o]
         ]
+
+    def question(self) -> Asked | None:
+        """The value question waiting for the human's answer, if any."""
+        return self.engine.question
 
     def stated(self) -> str | None:
         """The position the human stated, if any."""

@@ -16,7 +16,23 @@ from textual.reactive import reactive
 from textual.widgets import DataTable, Footer, Header, RichLog, Static, TabbedContent, TabPane
 
 from dialogue.parties import Agent
-from dialogue.protocol import Concluded, Decide, Decided, Observe, Offered, Respond, Responded, SetValues, Share, State, Stated
+from dialogue.protocol import (
+    Answer,
+    Answered,
+    Asked,
+    Concluded,
+    Decide,
+    Decided,
+    Elicited,
+    Observe,
+    Offered,
+    Respond,
+    Responded,
+    SetValues,
+    Share,
+    State,
+    Stated,
+)
 from dialogue.report import render
 from dialogue.session import LiveSession
 from dialogue.tui.render import distribution, share_bar
@@ -27,6 +43,7 @@ from dialogue.tui.screens import (
     NumberScreen,
     ObserveScreen,
     PositionScreen,
+    QuestionScreen,
     ShareScreen,
     SummaryScreen,
 )
@@ -46,6 +63,7 @@ class CruxApp(App):
         Binding("s", "share", "share"),
         Binding("o", "observe", "observe"),
         Binding("e", "edit_value", "edit value"),
+        Binding("v", "answer_values", "value question", show=False),
         Binding("D", "decide", "decide"),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit", "quit"),
@@ -98,6 +116,8 @@ class CruxApp(App):
             self.push_screen(PositionScreen(self.view.actions, " ".join(scenario.description.split())), self._stated)
         elif self.live.engine.decided:
             self._summary()
+        else:
+            self.action_answer_values()
 
     # -- redraw ------------------------------------------------------------------------
 
@@ -119,6 +139,8 @@ class CruxApp(App):
         stage = "decide now: press D" if engine.concluded and not engine.decided else (
             "decided" if engine.decided else f"turn {engine.turn}: exchanging facts"
         )
+        if engine.question is not None:
+            stage = f"value question {engine.question.number}: press v to answer"
         d = self.view.diagnosis
         shares = "" if d.belief_share is None or self.view.predict_only else (
             f"  beliefs {d.belief_share:+.2f} · values {d.value_share:+.2f}"
@@ -134,7 +156,8 @@ class CruxApp(App):
             name = Text(row.action, style="bold")
             if row.agent_utility is not None:
                 name.append(f"\nagent EU {row.agent_utility:.3f}")
-            name.append(f"\nyour EU {row.human_utility:.3f}")
+            if row.human_utility is not None:
+                name.append(f"\nyour EU {row.human_utility:.3f}")
             agent = Text("\n").join(Text.assemble((o, "underline"), "\n", distribution(dist)) for o, dist in row.agent.items())
             human = Text("\n").join(Text.assemble((o, "underline"), "\n", distribution(dist)) for o, dist in row.human.items())
             table.add_row(name, agent, human)
@@ -144,6 +167,9 @@ class CruxApp(App):
         engine = self.live.engine
         offer = engine.pending
         widget = self.query_one("#offer", Static)
+        if engine.question is not None:
+            widget.update(f"[b]Value question {engine.question.number}[/b]: {engine.question.text}\n[b]v[/b] answer")
+            return
         if offer is None:
             widget.update(
                 "No fact is on offer: the exchange has concluded. Press D to decide."
@@ -188,12 +214,16 @@ class CruxApp(App):
         columns = ["outcome", "state", "your utility"] + ([] if self.view.predict_only else ["agent's"])
         table.add_columns(*columns)
         for outcome, state, mine, theirs in self.view.human_values():
-            cells = [outcome, state, f"{mine:g}"] + ([] if self.view.predict_only else [f"{theirs:g}"])
+            cells = [outcome, state, "?" if mine is None else f"{mine:g}"] + ([] if self.view.predict_only else [f"{theirs:g}"])
             table.add_row(*cells, key=f"{outcome}\x1f{state}")
         if table.row_count:
             table.move_cursor(row=min(row, table.row_count - 1))
         conflicts, words = self.view.conflicts()
-        lines = [f"{c.outcome}={c.state}: agent {c.agent:+.3f}, you {c.human:+.3f}" for c in conflicts[:4]]
+        lines = [
+            f"{c.outcome}={c.state}: agent {c.agent:+.3f}, you {c.human:+.3f}"
+            + (f" (90%: {c.human_interval[0]:+.3f} to {c.human_interval[1]:+.3f})" if c.human_interval else "")
+            for c in conflicts[:4]
+        ]
         if words:
             lines.append(f"In words: {words}.")
         self.query_one("#conflicts", Static).update(
@@ -218,6 +248,8 @@ class CruxApp(App):
             self.notify("The exchange has concluded: the final diagnosis is in. Press D to decide.", timeout=8)
         if any(isinstance(e, Decided) for e in events):
             self._summary()
+        if any(isinstance(e, Asked) for e in events):
+            self.action_answer_values()
         return True
 
     def _log(self, event, log: RichLog) -> None:
@@ -229,6 +261,12 @@ class CruxApp(App):
             log.write("[b]final diagnosis[/b] — " + self.view.sentence() if self.live.engine.diagnosis else "final")
         elif isinstance(event, Decided):
             log.write(f"[b]decision[/b]: {event.action}")
+        elif isinstance(event, Asked):
+            log.write(f"value question {event.number}: {event.text}")
+        elif isinstance(event, Answered):
+            log.write(f"   you answered {event.answer}")
+        elif isinstance(event, Elicited):
+            log.write(f"[b]your values[/b], from {event.questions} answers, point to {event.decision}")
 
     def _stated(self, action: str | None) -> None:
         if action is None:
@@ -237,10 +275,11 @@ class CruxApp(App):
         if not self._send(State(action=action)):
             return
         stated = next(e for e in self.live.events[before:] if isinstance(e, Stated))
-        if not stated.matches:
+        if stated.matches is False and stated.implied is not None:
             self.push_screen(MismatchScreen(stated.action, stated.implied), self._after_mismatch)
         else:
             self.action_tab("dialogue")
+            self.action_answer_values()
 
     def _after_mismatch(self, choice: str | None) -> None:
         self.action_tab(choice if choice in ("beliefs", "values") else "dialogue")
@@ -314,6 +353,18 @@ class CruxApp(App):
             self._send(SetValues(party="human", values=values))
 
         self.push_screen(NumberScreen(f"Your utility for {outcome} = {state}:", mine), done)
+
+    def action_answer_values(self) -> None:
+        """Show the value question waiting for an answer (if any, and not shown already)."""
+        question = self.view.question()
+        if question is None or self.view.stated() is None or isinstance(self.screen, QuestionScreen):
+            return
+
+        def done(choice: str | None) -> None:
+            if choice is not None:
+                self._send(Answer(question=question.number, choice=choice))
+
+        self.push_screen(QuestionScreen(question), done)
 
     def action_decide(self) -> None:
         engine = self.live.engine

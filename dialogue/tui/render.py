@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.table import Table
 from rich.text import Text
 
 from oracle.query import Density, Distribution
@@ -44,3 +45,17 @@ def share_bar(belief: float | None, value: float | None, width: int = 30) -> Tex
     text.append("█" * (width - n), style="bold magenta")
     text.append(f"  beliefs {belief:+.2f} · values {value:+.2f}")
     return text
+
+
+def lottery_table(options: tuple[str, ...], predicted: dict[str, dict[str, dict[str, float]]]) -> Table:
+    """What each option leads to: one column per option, one row per outcome state (percent)."""
+    table = Table(expand=True, pad_edge=False, box=None)
+    table.add_column("outcome")
+    for option in options:
+        table.add_column(option, justify="right")
+    first = predicted[options[0]]
+    for outcome, states in first.items():
+        for state in states:
+            cells = [f"{100 * predicted[o][outcome][state]:.0f}%" for o in options]
+            table.add_row(f"{outcome}={state}", *cells)
+    return table

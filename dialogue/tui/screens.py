@@ -1,4 +1,4 @@
-"""Modal screens: position, help, discount, share, observe, edit a value, decide, summary."""
+"""Modal screens: position, help, discount, share, observe, edit a value, a value question, decide, summary."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
+
+from dialogue.protocol import Asked
+from dialogue.tui.render import lottery_table
 
 HELP = """\
 [b]Keys[/b]
@@ -15,6 +18,7 @@ HELP = """\
   s      share a fact you hold with the agent
   o      state a new observation (variable, state, reliability, source)
   e      edit the selected value (Values tab)
+  v      answer the value question (after the exchange, when your values are unknown)
   D      decide (after the final diagnosis)
   1-4    switch tabs: situation, dialogue, beliefs, values
   ?      this help
@@ -183,6 +187,44 @@ class ObserveScreen(ModalScreen[dict | None]):
                 "source": self.query_one("#source", Input).value.strip() or "the human",
             }
         )
+
+
+class QuestionScreen(ModalScreen[str | None]):
+    """A value question: which of two options (press 1 or 2; escape answers later, with v)."""
+
+    BINDINGS = [("escape", "dismiss_screen", "later")]
+
+    def __init__(self, question: Asked):
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        q = self.question
+        options = (q.first, q.second)
+        with Vertical(classes="dialog", id="question"):
+            yield Static(f"[b]Value question {q.number}[/b]: the facts are exchanged, your values are not known yet")
+            yield Static(q.text, id="question-text")
+            if q.kind == "actions":
+                yield Static(lottery_table(options, q.predicted), id="question-options")
+            yield Static(
+                f"With what is known so far, your values point to {q.leaning} "
+                f"({100 * q.agreement:.0f}% of what is still uncertain agrees).",
+                id="question-leaning",
+                classes="dim",
+            )
+            with Horizontal():
+                for i, option in enumerate(options, 1):
+                    yield Button(f"{i} {option}", id=f"option-{i}", variant="primary" if i == 1 else "default")
+
+    def on_key(self, event) -> None:
+        if event.key in ("1", "2"):
+            self.dismiss((self.question.first, self.question.second)[int(event.key) - 1])
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(self.question.first if event.button.id == "option-1" else self.question.second)
+
+    def action_dismiss_screen(self) -> None:
+        self.dismiss(None)
 
 
 class DecideScreen(ModalScreen[tuple[str, str] | None]):

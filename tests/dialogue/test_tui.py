@@ -9,19 +9,22 @@ import yaml
 from rich.console import Console
 from textual.widgets import DataTable, Static, TabbedContent
 
-from dialogue.protocol import Decided, Responded, Stated, ValuesChanged
+from dialogue.elicitation import Elicitation
+from dialogue.protocol import Answered, Asked, Decided, Elicited, Responded, Stated, ValuesChanged
 from dialogue.session import LiveSession
 from dialogue.tui.app import make_app
-from dialogue.tui.screens import DecideScreen, MismatchScreen, PositionScreen, SummaryScreen
+from dialogue.tui.screens import DecideScreen, MismatchScreen, PositionScreen, QuestionScreen, SummaryScreen
 from oracle.oracle import Oracle
-from tests.conftest import CANONICAL
+from tests.conftest import CANONICAL, EXAMPLES
+from values.elicit import preferred
 from worldmodel.model import load_model
 
 
-def live_session(path=CANONICAL, tmp_path=None, mode="full"):
+def live_session(path=CANONICAL, tmp_path=None, mode="full", questions: int = 12):
     model = load_model(path)
     transcript = tmp_path / "t.jsonl" if tmp_path is not None else None
-    return LiveSession(path, model, Oracle(model, device="cpu"), mode=mode, transcript=transcript)
+    asking = Elicitation(particles=3000, max_questions=questions)
+    return LiveSession(path, model, Oracle(model, device="cpu"), mode=mode, transcript=transcript, elicitation=asking)
 
 
 def text_of(app, selector: str) -> str:
@@ -156,6 +159,51 @@ async def test_predict_only_shows_no_agent_values_or_choice(tmp_path):
 )
 def test_snapshots(snap_compare, name, keys, size):
     assert snap_compare(make_app(live_session()), terminal_size=size, press=keys)
+
+
+UNKNOWN_VALUES = EXAMPLES / "squirrel_or_cat_unknown_values.yaml"
+TO_THE_FIRST_QUESTION = ["2", "a", "a", "a"]
+"""State a position, then accept the three facts offered to the human: the value questions begin."""
+
+
+async def test_the_value_step_asks_in_a_modal_and_sends_the_answers(tmp_path):
+    live = live_session(UNKNOWN_VALUES, tmp_path=tmp_path, questions=3)
+    truth = dict(live.engine.scenario.parties.human.responds.values)
+    app = make_app(live)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press(*TO_THE_FIRST_QUESTION)
+        await pilot.pause()
+        [stated] = [e for e in live.events if isinstance(e, Stated)]
+        assert stated.implied is None and stated.matches is None  # no mismatch screen: the values are unknown
+        assert isinstance(app.screen, QuestionScreen)
+        assert "Your values are not known yet" in text_of(app, "#diagnosis")
+        table = app.query_one("#value-table", DataTable)
+        assert [str(table.get_row_at(i)[2]) for i in range(table.row_count)] == ["?"] * 5
+        await pilot.press("escape")  # later: the status says how to come back
+        await pilot.pause()
+        assert not isinstance(app.screen, QuestionScreen) and "press v" in text_of(app, "#status")
+        await pilot.press("v")
+        await pilot.pause()
+        while isinstance(app.screen, QuestionScreen):
+            q = app.screen.question
+            choice = preferred(q.kind, q.first, q.second, q.predicted, truth)
+            await pilot.press("1" if choice == q.first else "2")
+            await pilot.pause()
+        asked = [e for e in live.events if isinstance(e, Asked)]
+        answered = [e for e in live.events if isinstance(e, Answered)]
+        assert [e.number for e in answered] == [e.number for e in asked] == [1, 2, 3]
+        assert any(isinstance(e, Elicited) for e in live.events) and live.engine.concluded
+        assert "(90%: " in text_of(app, "#conflicts")
+        await pilot.press("D")
+        await pilot.pause()
+        assert isinstance(app.screen, DecideScreen)
+    resumed = LiveSession(UNKNOWN_VALUES, load_model(UNKNOWN_VALUES), Oracle(live.engine.model, device="cpu"), resume=tmp_path / "t.jsonl")
+    assert resumed.report() == live.report()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_value_question_snapshot(snap_compare, size):
+    assert snap_compare(make_app(live_session(UNKNOWN_VALUES)), terminal_size=size, press=TO_THE_FIRST_QUESTION)
 
 
 async def test_a_scenario_with_continuous_outcomes_shows_their_means(tmp_path):
