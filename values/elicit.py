@@ -30,11 +30,14 @@ from dataclasses import dataclass
 import torch
 
 from oracle.oracle import Oracle
+from oracle.query import Query
 from values.infer import INTERVAL, SCALED_SD, free_states, normalise, situation_features
 from values.utility import TIE_TOLERANCE
 from worldmodel.compile import BeliefState, Network
 
 SETTLED = 0.95
+POSSIBLE = 1e-12
+"""A situation less probable than this under the party's beliefs is not asked about."""
 
 Lottery = Mapping[str, Mapping[str, float]]
 """{outcome: {state: probability}}: what an option of a question leads to."""
@@ -84,7 +87,7 @@ class Elicitor:
         draws = torch.randn(particles, len(self.states), generator=generator, dtype=torch.float64)
         self.scaled, self.scale, self.in_stated_units = _hold_stated(draws * SCALED_SD, self.states, self.stated, net)
         self.log_weight = torch.zeros(particles, dtype=torch.float64)
-        upstream = situations if situations is not None else self._situations(net)
+        upstream = situations if situations is not None else self._situations(oracle, beliefs)
         self.situations = [dict(s) for s in upstream]
         # the decision's situation ({}: what the party now believes) and the asked-about ones, in one call
         table = situation_features(oracle, beliefs, [{}] + self.situations).to("cpu", torch.float64)
@@ -93,15 +96,29 @@ class Elicitor:
         self.asked: list[tuple[Question, str]] = []
 
     @staticmethod
-    def _situations(net) -> list[dict[str, str]]:
-        """Every combination of the decision's non-descendant roots (small networks), else none."""
+    def _situations(oracle: Oracle, beliefs: BeliefState) -> list[dict[str, str]]:
+        """Every combination of the decision's non-descendant roots (small networks), else none;
+        only those possible under the beliefs (a fact held for certain rules its other states out),
+        built one root at a time, each given the ones before."""
+        net = oracle.model.network
         roots = [v for v in net.order if not net.parents[v] and v != net.decision and v not in net.continuous]
         combos = 1
         for v in roots:
             combos *= net.card(v)
         if not roots or combos > 64:
             return []
-        return [dict(zip(roots, c)) for c in itertools.product(*(net.states[v] for v in roots))]
+        situations: list[dict[str, str]] = [{}]
+        act = {net.decision: net.states[net.decision][0]}  # roots are upstream: any action will do
+        for root in roots:
+            queries = [Query(do=act, given=s, outcomes=[root]) for s in situations]
+            answers = oracle.posterior_means(queries, [beliefs] * len(queries))
+            situations = [
+                {**s, root: state}
+                for s, answer in zip(situations, answers)
+                for state, p in zip(net.states[root], answer[root].tolist())
+                if p > POSSIBLE
+            ]
+        return situations
 
     def _questions(self, table: torch.Tensor) -> list[Question]:
         """Every question whose answer depends on an unstated utility."""

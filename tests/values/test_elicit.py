@@ -7,6 +7,7 @@ import random
 
 import pytest
 import torch
+import yaml
 from typer.testing import CliRunner
 
 from dialogue.cli.app import app
@@ -146,3 +147,17 @@ def test_an_outcome_question_predicts_the_state_against_its_first():
     a = next(q for q in elicitor.questions if q.kind == "actions")
     for option in (a.first, a.second):
         assert all(sum(d.values()) == pytest.approx(1.0) for d in a.predicted[option].values())
+
+
+def test_situations_ruled_out_by_the_beliefs_are_not_asked_about(tmp_path):
+    data = yaml.safe_load(CANONICAL.read_text())
+    data["facts"]["road_sensor"]["reliability"] = 1.0
+    data["parties"]["human"]["beliefs"]["knows"] = ["camera", "road_sensor"]
+    path = tmp_path / "certain.yaml"
+    path.write_text(yaml.safe_dump(data))
+    model = load_model(path)
+    elicitor = Elicitor(Oracle(model, device="cpu"), model.beliefs("human"), particles=100)
+    assert [s["road"] for s in elicitor.situations] == ["wet"] * 4
+    assert [(s["animal"], s["oncoming"]) for s in elicitor.situations] == [
+        ("squirrel", "clear"), ("squirrel", "car"), ("cat", "clear"), ("cat", "car")
+    ]
