@@ -6,11 +6,12 @@ choice, the facts that pool needs.  A fact that matters neither alone nor
 together with the others is never offered; when no unshared, unrejected fact
 matters either way, the exchange is over.
 
-While the human's values are unknown, any fact that changes either side's
-predictions may change the human's choice: such facts matter too (ranked by
-how far they move a prediction), and the exchange is over only when no
-unshared fact changes a prediction or a choice.  (A fact that changes no
-prediction of any action's outcomes changes no choice under any values.)
+While the human's values are unknown, any fact that changes how the actions'
+predicted outcomes differ, on either side, may change the human's choice: such
+facts matter too (ranked by how far they move such a difference), and the
+exchange is over only when no unshared fact changes one or a choice.  (A fact
+that changes no difference between the actions' outcomes changes no choice
+under any values.)
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ class Crux:
                     return f"if the agent accepts this, its best action changes from {before} to {after}"
             whose = "your" if self.receiver == "human" else "the agent's"
             return (
-                f"it changes {whose} predictions; your values are asked after the exchange, "
-                "and with some values it changes your choice"
+                f"it changes how the actions compare in {whose} predictions; your values are asked "
+                "after the exchange, and it may change your choice"
             )
         if self.receiver == "human":
             before, after = current.cells[("h", "h")], self.alone.cells[("h", "h")]

@@ -6,8 +6,9 @@ no values: only the two cells with the human's values exist.
 
 While the human's values are unknown (they are asked after the exchange), the
 cells with the human's values do not exist either: the diagnosis is
-``unknown``, with no shares, and carries each side's predictions instead,
-since any change to them may change the human's choice.
+``unknown``, with no shares, and carries each side's predictions instead
+(how the actions' outcomes differ), since any change to them may change the
+human's choice.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ class Diagnosis:
     expected: Mapping[Cell, tuple[float, ...]]
     """Each cell's expected normalised utility of every action."""
     predictions: Mapping[str, torch.Tensor] | None = None
-    """While the human's values are unknown: each side's ("a", "h") probabilities of every
-    outcome state under every action, flat."""
+    """While the human's values are unknown: for each side ("a", "h"), how the probability of
+    every outcome state under each action differs from that under the first action, flat."""
 
     @property
     def choices(self) -> dict[str, str]:

@@ -198,7 +198,7 @@ class Engine:
         if after.key() != self.diagnosis.key():
             effect = "it changes the swap test"
         elif after.differs(self.diagnosis):
-            effect = "it changes the agent's predictions"
+            effect = "it changes how the actions compare in the agent's predictions"
         self.pending_crux = None
         self.pending = self._offer(message.fact, "human", "agent", f"shared by the human; {effect}", after, shared=True)
         return [self.pending]

@@ -21,7 +21,7 @@ class Evaluator:
 
     Without agent values (predict-only) only the cells with the human's values exist; while
     the human's values are unknown, only the cells with the agent's (none in predict-only), and
-    each diagnosis carries both sides' predictions.
+    each diagnosis carries both sides' predictions, as what tells the actions apart.
     """
 
     def __init__(self, oracle: Oracle, utilities: Mapping[str, Utility | None], actions: Sequence[str]):
@@ -53,6 +53,12 @@ class Evaluator:
             cells = {(b, v): eu[belief[b]][self.value_keys.index(v)] for b, v in self.cells}
             predictions = None
             if self.values_unknown:
-                predictions = {b: torch.cat([marginals[k][o].flatten() for o in scored]) for b, k in belief.items()}
+                predictions = {b: _contrasts(marginals[k], scored) for b, k in belief.items()}
             out.append(diagnose(cells, self.actions, predictions))
         return out
+
+
+def _contrasts(marginals: Mapping[str, torch.Tensor], outcomes: Sequence[str]) -> torch.Tensor:
+    """How each action's predicted outcomes differ from the first action's, flat: all a choice
+    can depend on, whatever the values (a change the same for every action changes none)."""
+    return torch.cat([(marginals[o] - marginals[o][:1]).flatten() for o in outcomes])

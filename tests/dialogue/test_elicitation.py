@@ -225,3 +225,47 @@ def test_the_readable_report_shows_questions_and_intervals(asked):
     assert "Then the human was asked about their values of harm, crash:" in text
     assert "  1. " in text and "Utility / range, mean and 90% interval:" in text
     assert "value conflict on harm=cat: agent -0.111, human " in text and "(90% interval " in text
+
+
+TWO_OUTCOMES = {
+    "crux": 1,
+    "name": "two-outcomes",
+    "world": {
+        "variables": {
+            "weather": {"states": ["dry", "rain"], "prior": [0.5, 0.5]},
+            "road": {"states": ["good", "bad"], "prior": [0.5, 0.5]},
+            "go": {"states": ["walk", "drive"]},
+            "late": {
+                "states": ["no", "yes"],
+                "parents": ["go", "road"],
+                "table": {"walk, good": [0.5, 0.5], "walk, bad": [0.5, 0.5], "drive, good": [0.9, 0.1], "drive, bad": [0.2, 0.8]},
+            },
+            "wet_garden": {
+                "states": ["no", "yes"],
+                "parents": ["weather"],
+                "table": {"dry": [0.9, 0.1], "rain": [0.1, 0.9]},
+            },
+        },
+        "decision": "go",
+        "outcomes": ["late", "wet_garden"],
+    },
+    "facts": {
+        "forecast": {"text": "It rains.", "source": "radio", "observe": {"weather": "rain"}},
+        "traffic": {"text": "The road is bad.", "source": "radio", "observe": {"road": "bad"}},
+    },
+    "parties": {
+        "agent": {"beliefs": {"knows": ["forecast", "traffic"]}, "values": {"late": {"yes": -1}}},
+        "human": {"values": "unknown", "responds": {"values": {"late": {"yes": -1}, "wet_garden": {"yes": -1}}}},
+    },
+}
+
+
+def test_a_fact_that_moves_every_action_alike_is_not_offered(tmp_path):
+    """The forecast changes the human's prediction of the garden, the same whatever they do: under
+    no values can it change their choice, so it is not offered; the traffic report is."""
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(TWO_OUTCOMES, sort_keys=False))
+    report, _ = session(path, elicitation=FAST)
+    assert [t["fact"] for t in report["turns"]] == ["traffic"]
+    assert report["turns"][0]["why"].startswith("it changes how the actions compare in your predictions")
+    assert report["final"]["choices"]["human"] == "walk"
