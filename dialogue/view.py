@@ -140,6 +140,14 @@ class SessionView:
             for s in net.states[o]
         ]
 
+    def human_values_with(self, outcome: str, state: str, utility: float) -> dict:
+        """The human's values as written, with one utility stated (an outcome that was unknown
+        becomes stated: its other states 0)."""
+        values = {o: v if v == UNKNOWN else dict(v) for o, v in (self.engine.values["human"] or {}).items()}
+        before = values.get(outcome)
+        values[outcome] = {**(before if isinstance(before, dict) else {}), state: utility}
+        return values
+
     def question(self) -> Asked | None:
         """The value question waiting for the human's answer, if any."""
         return self.engine.question

@@ -346,13 +346,10 @@ class CruxApp(App):
         outcome, state, mine, _ = self.view.human_values()[table.cursor_row]
 
         def done(value: float | None) -> None:
-            if value is None:
-                return
-            values = {o: dict(v) for o, v in (self.live.engine.values["human"] or {}).items()}
-            values.setdefault(outcome, {})[state] = value
-            self._send(SetValues(party="human", values=values))
+            if value is not None:
+                self._send(SetValues(party="human", values=self.view.human_values_with(outcome, state, value)))
 
-        self.push_screen(NumberScreen(f"Your utility for {outcome} = {state}:", mine), done)
+        self.push_screen(NumberScreen(f"Your utility for {outcome} = {state}:", 0.0 if mine is None else mine), done)
 
     def action_answer_values(self) -> None:
         """Show the value question waiting for an answer (if any, and not shown already)."""

@@ -201,6 +201,24 @@ async def test_the_value_step_asks_in_a_modal_and_sends_the_answers(tmp_path):
     assert resumed.report() == live.report()
 
 
+async def test_stating_one_unknown_value_during_the_exchange():
+    live = live_session(UNKNOWN_VALUES)
+    app = make_app(live)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2", "4")
+        app.query_one("#value-table", DataTable).move_cursor(row=2)  # harm=cat
+        await pilot.press("e")
+        await pilot.pause()
+        assert app.screen.query_one("#number").value == "0"
+        app.screen.query_one("#number").value = "-300"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert live.engine.values["human"] == {"harm": {"cat": -300.0}, "crash": "unknown"}
+        assert live.engine.unknown == ["crash"]
+        table = app.query_one("#value-table", DataTable)
+        assert [str(table.get_row_at(i)[2]) for i in range(table.row_count)] == ["0", "0", "-300", "?", "?"]
+
+
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 def test_value_question_snapshot(snap_compare, size):
     assert snap_compare(make_app(live_session(UNKNOWN_VALUES)), terminal_size=size, press=TO_THE_FIRST_QUESTION)
