@@ -68,8 +68,7 @@ class ValueStep:
         elif len(e.asked) >= self.settings.max_questions:
             self.stopped = "limit"
         else:
-            question = e.best_question()
-            information = e.information(question) if question is not None else 0.0
+            question, information = e.most_informative() or (None, 0.0)
             if question is None or information <= NOTHING_TO_LEARN:
                 self.stopped, question = "exhausted", None
         self._question = question

@@ -180,10 +180,17 @@ class Elicitor:
         return entropy(w @ p) - (entropy(given_best) * mass).sum(-1)
 
     def best_question(self) -> Question | None:
+        best = self.most_informative()
+        return None if best is None else best[0]
+
+    def most_informative(self) -> tuple[Question, float] | None:
+        """The question not asked yet whose answer tells most about the decision, and how much."""
         remaining = [q for q in self.questions if all(q is not asked for asked, _ in self.asked)]
         if not remaining:
             return None
-        return remaining[int(self._information(remaining).argmax())]
+        information = self._information(remaining)
+        i = int(information.argmax())
+        return remaining[i], float(information[i])
 
     def answer(self, question: Question, choice: str) -> None:
         """Reweigh the particles by the answer (``question.first`` or ``question.second``)."""
