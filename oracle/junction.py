@@ -51,7 +51,7 @@ def elimination_cliques(
         for a in family:
             neighbours[a].update(f for f in family if f != a)
     log_card = {v: math.log(network.card(v)) for v in variables}
-    limit = math.log(max_cells) + 1e-9
+    limit = math.log(max_cells) + 1e-9 if max_cells >= 1 else -math.inf
 
     def score(v: str) -> tuple[int, float]:
         around = list(neighbours[v])
@@ -136,6 +136,24 @@ class JunctionTree:
                 (i for i in holding[v] if family <= set(self.cliques[i].variables)), key=size.__getitem__
             )
             self.home[v] = min(holding[v], key=size.__getitem__)
+        self.assigned: dict[int, list[str]] = {i: [] for i in self.order}
+        for v in net.order:
+            self.assigned[self.family_home[v]].append(v)
+        # Per clique: its separator with its parent, the axes summed to send up and down, and
+        # the trailing shapes that lay a message into the parent (``_into``) and into itself.
+        self._into: dict[int, list[int]] = {}
+        self._into_self: dict[int, list[int]] = {}
+        self._out: dict[int, list[int]] = {}
+        self._down: dict[int, list[int]] = {}
+        for i, p in self.parent.items():
+            if p is None:
+                continue
+            separator = [v for v in self.cliques[i].variables if v in set(self.cliques[p].variables)]
+            self._into[i] = self._view(p, separator)
+            self._into_self[i] = self._view(i, separator)
+            self._out[i] = [2 + j for j, v in enumerate(self.cliques[i].variables) if v not in separator]
+            self._down[i] = [2 + j for j, v in enumerate(self.cliques[p].variables) if v not in separator]
+        self._stores: list[tuple[tuple, dict]] = []
         self.cells = sum(size)
         """Numbers held per query and draw by the clique tables (the pass keeps about twice this)."""
         self.largest = max(size)
@@ -179,80 +197,56 @@ class JunctionTree:
         A variable without a table must be set by every query.  Returns ``{target: (S, B,
         card)}`` normalised over the last axis, and the ``(S, B)`` mask of queries whose
         evidence has probability 0 (their rows are NaN).
+
+        A clique whose subtree nothing in the batch sets or sees sends the same message to
+        every query, and the same on every call with the same tables: those messages are kept
+        (for the last few sets of tables), so a single query recomputes only the cliques
+        between what it touches and the root, and between the root and its targets.
         """
         net = self.network
         like = next(iter(tables.values()))
         kind = {"dtype": like.dtype, "device": like.device}
-        factors: dict[int, list[torch.Tensor]] = {i: [] for i in self.order}
-        for var in net.order:
-            card = net.card(var)
-            table = tables.get(var)
-            if table is not None and table.dim() == len(net.parents[var]) + 2:
-                table = table.unsqueeze(1)
-            if var in do:
-                mask, index = do[var]
-                hot = torch.nn.functional.one_hot(index, card).to(**kind)
-                hot = hot.reshape(1, batch, *[1] * len(net.parents[var]), card)
-                if table is None:
-                    table = hot
-                else:
-                    shape = (1, batch, *[1] * (len(net.parents[var]) + 1))
-                    table = torch.where(mask.reshape(shape), hot, table)
-            elif table is None:
-                raise ValueError(f"{var} has no table: every query must set it")
-            factors[self.family_home[var]].append(self._family(var, table))
-            vec = likelihood.get(var)
-            if vec is not None:
-                vec = vec.to(**kind)
-                vec = vec.reshape(1, card) if vec.dim() == 1 else vec
-            if var in given:
-                mask, index = given[var]
-                hot = torch.nn.functional.one_hot(index, card).to(**kind)
-                seen = torch.where(mask.unsqueeze(1), hot, torch.ones((), **kind))
-                vec = seen if vec is None else vec * seen
-            if vec is not None and var in do:  # a set variable is not evidence
-                vec = torch.where(do[var][0].unsqueeze(1), torch.ones((), **kind), vec)
-            if vec is not None:
-                factors[self.family_home[var]].append(self._vector(self.family_home[var], var, vec))
+        samples = max(t.shape[0] for t in tables.values())
+        touched = {*do, *given}
+        touched.update(v for v, vec in likelihood.items() if vec.dim() == 2)
+        touched.update(v for v, t in tables.items() if t.dim() == len(net.parents[v]) + 3)  # one table per query
+        stale: set[int] = set()  # cliques whose subtree holds something of this batch
+        for v in touched:
+            i: int | None = self.family_home[v]
+            while i is not None and i not in stale:
+                stale.add(i)
+                i = self.parent[i]
+        kept = self._kept(tables, likelihood)
 
-        def potential(i: int) -> torch.Tensor:
-            shape = self.cliques[i].shape
-            found = factors[i]
-            if not found:
-                return torch.ones((), **kind).expand(1, 1, *shape)
-            out = reduce(torch.mul, found)  # a stride-0 axis sums like the full one
-            return out if out.shape[2:] == shape else out.expand(*out.shape[:2], *shape)
+        def factors(i: int) -> list[torch.Tensor]:
+            out = []
+            for var in self.assigned[i]:
+                out.extend(self._factors(var, tables.get(var), likelihood.get(var), do.get(var), given.get(var), batch, kind))
+            return out
 
-        def axes_out(i: int, keep: Sequence[str]) -> list[int]:
-            kept = set(keep)
-            return [2 + j for j, v in enumerate(self.cliques[i].variables) if v not in kept]
-
-        def normalised(m: torch.Tensor) -> torch.Tensor:
-            if m.dim() == 2:
-                return m
-            total = m.sum(dim=list(range(2, m.dim())), keepdim=True)
-            return m / total.clamp_min(torch.finfo(m.dtype).tiny)
-
-        separator = {
-            i: [v for v in self.cliques[i].variables if v in set(self.cliques[p].variables)]
-            for i, p in self.parent.items()
-            if p is not None
-        }
         up: dict[int, torch.Tensor] = {}
         message: dict[int, torch.Tensor] = {}
         for i in reversed(self.order):
-            belief = potential(i)
+            if i not in stale and i in kept:
+                up[i], message[i] = kept[i]
+                continue
+            found = factors(i)
+            shape = self.cliques[i].shape
+            belief = reduce(torch.mul, found) if found else torch.ones((), **kind).expand(1, 1, *shape)
             for k in self.children[i]:
-                belief = belief * message[k].reshape(*message[k].shape[:2], *self._view(i, separator[k]))
+                belief = belief * message[k].reshape(*message[k].shape[:2], *self._into[k])
+            if belief.shape[2:] != shape:  # a stride-0 axis sums like the full one
+                belief = belief.expand(*belief.shape[:2], *shape)
             up[i] = belief
-            p = self.parent[i]
-            if p is not None:
-                dims = axes_out(i, separator[i])
-                message[i] = normalised(belief.sum(dim=dims) if dims else belief)
+            if self.parent[i] is not None:
+                dims = self._out[i]
+                message[i] = _normalised(belief.sum(dim=dims) if dims else belief)
+            if i not in stale:
+                kept[i] = (up[i], message.get(i))
         # Distribute only along the paths from the roots to the cliques the targets are read from.
-        wanted = {self.home[t] for t in targets}
         needed: set[int] = set()
-        for i in wanted:
+        for t in targets:
+            i = self.home[t]
             while i is not None and i not in needed:
                 needed.add(i)
                 i = self.parent[i]
@@ -261,25 +255,74 @@ class JunctionTree:
             if i not in needed or i in belief:
                 continue
             p = self.parent[i]
-            dims = axes_out(p, separator[i])
+            dims = self._down[i]
             down = belief[p].sum(dim=dims) if dims else belief[p]
             sent = message[i]
             down = torch.where(sent > 0, down / torch.where(sent > 0, sent, torch.ones((), **kind)), torch.zeros((), **kind))
-            belief[i] = up[i] * normalised(down).reshape(*down.shape[:2], *self._view(i, separator[i]))
+            belief[i] = up[i] * _normalised(down).reshape(*down.shape[:2], *self._into_self[i])
         # Every query's evidence is weighed in each part's root: a zero total there is impossible evidence.
         floor = torch.finfo(kind["dtype"]).tiny / torch.finfo(kind["dtype"]).eps
         impossible = torch.zeros(1, 1, dtype=torch.bool, device=kind["device"])
         for r in self.roots:
             total = up[r].sum(dim=list(range(2, up[r].dim()))) if up[r].dim() > 2 else up[r]
             impossible = impossible | (total <= floor)
-        samples = max(t.shape[0] for t in tables.values())
         impossible = impossible.expand(samples, batch)
         out: dict[str, torch.Tensor] = {}
         for t in dict.fromkeys(targets):
             i = self.home[t]
-            dims = axes_out(i, [t])
+            dims = [2 + j for j, v in enumerate(self.cliques[i].variables) if v != t]
             joint = belief[i].sum(dim=dims) if dims else belief[i]
             joint = joint.reshape(joint.shape[0], joint.shape[1], -1).expand(samples, batch, net.card(t))
             total = joint.sum(-1, keepdim=True)
             out[t] = torch.where(impossible.unsqueeze(-1), torch.nan, joint / total.clamp_min(floor))
         return out, impossible
+
+    def _factors(self, var, table, vec, do, given, batch, kind) -> list[torch.Tensor]:
+        """``var``'s table (one-hot where a query sets it) and evidence, viewed into its home clique."""
+        net = self.network
+        card = net.card(var)
+        parents = len(net.parents[var])
+        if table is not None and table.dim() == parents + 2:
+            table = table.unsqueeze(1)
+        if do is not None:
+            mask, index = do
+            hot = torch.nn.functional.one_hot(index, card).to(**kind).reshape(1, batch, *[1] * parents, card)
+            table = hot if table is None else torch.where(mask.reshape(1, batch, *[1] * (parents + 1)), hot, table)
+        elif table is None:
+            raise ValueError(f"{var} has no table: every query must set it")
+        out = [self._family(var, table)]
+        if vec is not None:
+            vec = vec.to(**kind)
+            vec = vec.reshape(1, card) if vec.dim() == 1 else vec
+        if given is not None:
+            mask, index = given
+            seen = torch.where(mask.unsqueeze(1), torch.nn.functional.one_hot(index, card).to(**kind), torch.ones((), **kind))
+            vec = seen if vec is None else vec * seen
+        if vec is not None and do is not None:  # a set variable is not evidence
+            vec = torch.where(do[0].unsqueeze(1), torch.ones((), **kind), vec)
+        if vec is not None:
+            out.append(self._vector(self.family_home[var], var, vec))
+        return out
+
+    def _kept(self, tables: Mapping[str, torch.Tensor], likelihood: Mapping[str, torch.Tensor]) -> dict:
+        """The messages kept for these very tables and likelihoods (the same tensor objects),
+        a fresh store if they are new; the last four sets are kept."""
+        key = (tuple(tables.items()), tuple(likelihood.items()))
+        for j, (seen, store) in enumerate(self._stores):
+            if len(seen[0]) == len(key[0]) and len(seen[1]) == len(key[1]) and all(
+                a[0] == b[0] and a[1] is b[1] for part in (0, 1) for a, b in zip(seen[part], key[part])
+            ):
+                self._stores.insert(0, self._stores.pop(j))
+                return store
+        store: dict = {}
+        self._stores.insert(0, (key, store))
+        del self._stores[4:]
+        return store
+
+
+def _normalised(m: torch.Tensor) -> torch.Tensor:
+    """A message divided by its total per draw and query (zero stays zero)."""
+    if m.dim() == 2:
+        return m
+    total = m.sum(dim=list(range(2, m.dim())), keepdim=True)
+    return m / total.clamp_min(torch.finfo(m.dtype).tiny)

@@ -44,6 +44,9 @@ INTERVAL_DRAWS = 100
 """Parameter draws behind a sampled answer's interval (each with particles / draws particles)."""
 _TREE_CELLS = 1 << 19
 """Numbers per call of the junction tree pass (clique cells x queries): small enough to stay in cache."""
+_TREE_ALONE = 4
+"""Up to this many queries of one structure go through the junction tree the first time (no
+contraction path to find); more, or a structure seen before, are one einsum contraction."""
 
 
 class Oracle:
@@ -83,6 +86,7 @@ class Oracle:
         self.max_bytes = max_bytes
         self._engine = ExactEngine(model.network, max_bytes=max_bytes)
         self._tree: JunctionTree | None | bool = False  # False: not built yet; None: none fits
+        self._contracted: set[tuple] = set()  # structures the einsum engine has a path for
         self._sampler = Sampler(model.network)
         self._cache: OrderedDict[tuple[int, bool], tuple[BeliefState, dict[str, torch.Tensor]]] = OrderedDict()
 
@@ -109,6 +113,9 @@ class Oracle:
                     continue
                 drawn = post[t][1:] if len(post[t]) > 1 else post[t]  # certain numbers: a point interval
                 bounds = torch.nanquantile(drawn, torch.tensor(INTERVAL, dtype=post[t].dtype), dim=0)
+                # No draw can condition on the evidence (it has probability 0 under each of them,
+                # e.g. after counts of 1e-65): the draws say nothing, so the interval is all of [0, 1].
+                bounds = torch.where(bounds.isnan(), torch.tensor([[0.0], [1.0]], dtype=bounds.dtype), bounds)
                 outcomes[t] = Distribution(
                     states=list(net.states[t]),
                     p=post[t][0].tolist(),
@@ -249,6 +256,8 @@ class Oracle:
                     if len(resolved) == 1:
                         raise
                     raise QueryError(f"query {chunk[err.index] + 1}: {err}") from None
+                if method == "exact":
+                    self._contracted.add(resolved[chunk[0]].structure[1:])
                 rows = {t: p.cpu().unbind(1) for t, p in posts.items()}
                 for b, i in enumerate(chunk):
                     errors = None if stderr is None else {t: e[b].cpu() for t, e in stderr.items()}
@@ -265,10 +274,14 @@ class Oracle:
         return self._tree  # type: ignore[return-value]
 
     def _run_tree(self, resolved: list[Resolved], states: list[BeliefState], out: list) -> list[int]:
-        """Queries of more than one structure, without parameter draws, in one junction tree pass per
-        chunk (:mod:`oracle.junction`); fills ``out`` and returns the indices left to the einsum engine."""
-        if self.method == "sampled" or len({r.structure[1:] for r in resolved}) < 2:
-            return list(range(len(resolved)))
+        """Queries of more than one structure (or a few of a new one), without parameter draws, in
+        one junction tree pass per chunk (:mod:`oracle.junction`); fills ``out`` and returns the
+        indices left to the einsum engine."""
+        structures = {r.structure[1:] for r in resolved}
+        if self.method == "sampled" or (
+            len(structures) == 1 and (len(resolved) > _TREE_ALONE or structures <= self._contracted)
+        ):
+            return list(range(len(resolved)))  # one structure: a cached contraction is as fast
         tree = self._junction()
         if tree is None:
             return list(range(len(resolved)))

@@ -9,6 +9,7 @@ reproducibility) and the errors a query can raise.
 from __future__ import annotations
 
 import copy
+import json
 import itertools
 from pathlib import Path
 
@@ -371,6 +372,36 @@ def test_impossible_evidence_is_a_query_error() -> None:
     assert ok.interval[1] == [0.0, 0.0]
     agent = oracle.ask(Query(outcomes=["A"], as_="agent")).outcomes["A"]
     assert agent.p == pytest.approx([0.0, 1.0], abs=1e-12)
+
+
+def test_evidence_no_draw_can_condition_on_gives_the_widest_interval() -> None:
+    """A state whose concentration is a counts fact of 3e-65: possible under the posterior mean,
+    so answered, but every parameter draw puts exactly 0 on it (U^(1/3e-65) underflows).  The
+    draws say nothing: the interval is [0, 1], never NaN (which is not JSON)."""
+    data = {
+        "crux": 1,
+        "name": "tiny counts",
+        "world": {
+            "variables": {
+                "D": {"states": ["go", "stay"]},
+                "A": {"states": ["a0", "a1"], "prior": [0.0, 1.0]},
+                "B": {"states": ["b0", "b1"], "parents": ["A"], "table": {"a0": [0.5, 0.5], "a1": [0.2, 0.8]}},
+            },
+            "decision": "D",
+            "outcomes": ["B"],
+        },
+        "facts": {"few": {"text": "a trace", "source": "logs", "counts": {"variable": "A", "given": {}, "counts": {"a0": 3e-65}}}},
+        "parties": {"agent": {"beliefs": {"knows": ["few"]}}},
+    }
+    scenario, problems = validate_data(data)
+    assert not problems and scenario is not None
+    answer = Oracle(Model.from_scenario(scenario), device="cpu", samples=20).ask(
+        Query(do={"D": "go"}, given={"A": "a0"}, outcomes=["B"], as_="agent")
+    )
+    b = answer.outcomes["B"]
+    assert b.p == pytest.approx([0.5, 0.5], abs=1e-12)
+    assert b.interval == [[0.0, 1.0], [0.0, 1.0]]
+    json.dumps(answer.to_json(), allow_nan=False)
 
 
 def test_impossible_evidence_in_a_batch_names_the_query() -> None:

@@ -57,6 +57,7 @@ def test_the_tree_is_a_junction_tree(name):
 def test_a_clique_too_large_gives_up():
     net = load_model(DATA / "alarm.bif.gz").network
     assert elimination_cliques(net, net.order, max_cells=10) is None
+    assert elimination_cliques(net, net.order, max_cells=0) is None
     assert not JunctionTree(net, max_cells=10).fits
     assert JunctionTree(net).fits
 
@@ -88,11 +89,13 @@ def test_mixed_batches_equal_the_reference(raw, data):
 def test_mixed_batches_run_in_one_tree_pass_and_equal_the_einsum_engine(monkeypatch):
     model = load_model(DATA / "alarm.bif.gz")
     oracle = Oracle(model, device="cpu", samples=2)
+    einsum = Oracle(model, device="cpu", samples=2)
+    einsum._tree = None  # no junction tree: every query is one einsum contraction
     found = [Query(do=d, given=g, outcomes=[t]) for d, g, t in random_queries(model, 60, seed=3)]
     possible = []
     for q in found:
         try:
-            possible.append((q, oracle.posterior_means([q])[0]))  # one structure: the einsum engine
+            possible.append((q, einsum.posterior_means([q])[0]))
         except QueryError:
             pass
     calls = spy(monkeypatch)
@@ -103,13 +106,41 @@ def test_mixed_batches_run_in_one_tree_pass_and_equal_the_einsum_engine(monkeypa
         assert torch.allclose(together[target], alone[target], atol=1e-13, rtol=0), q
 
 
-def test_one_structure_stays_with_the_einsum_engine(monkeypatch):
+def test_one_structure_goes_to_the_tree_only_while_it_is_new_and_small(monkeypatch):
+    """A new structure asked once has no contraction path yet: the tree answers.  Many queries
+    of one structure, or a structure contracted before, are one einsum contraction."""
     model = load_model(DATA / "asia.bif.gz")
     calls = spy(monkeypatch)
     oracle = Oracle(model, device="cpu", samples=2)
-    states = model.network.states
-    oracle.posterior_means([Query(do={"smoke": s}, outcomes=["dysp"]) for s in states["smoke"]])
-    assert calls == []
+    one = [Query(do={"smoke": "yes"}, outcomes=["dysp"])]
+    many = [Query(do={"smoke": s}, given={"xray": x}, outcomes=["dysp"]) for s in ("yes", "no") for x in ("yes", "no")] * 2
+    first = oracle.posterior_means(one)
+    assert calls == [1]
+    oracle.posterior_means(many)  # 8 of one structure
+    oracle.posterior_means(many[:1])  # contracted before
+    assert calls == [1]
+    einsum = Oracle(model, device="cpu", samples=2)
+    einsum._tree = None
+    assert torch.allclose(first[0]["dysp"], einsum.posterior_means(one)[0]["dysp"], atol=1e-14, rtol=0)
+
+
+def test_kept_messages_follow_the_tables(monkeypatch):
+    """Single queries alternating between parties' beliefs reuse each party's own kept messages:
+    the answers equal the einsum engine's, call after call."""
+    model = Model.from_scenario(load_scenario(EXAMPLE))
+    net = model.network
+    oracle = Oracle(model, device="cpu", samples=2)
+    einsum = Oracle(model, device="cpu", samples=2)
+    einsum._tree = None
+    calls = spy(monkeypatch)
+    for action in net.states[net.decision]:
+        for party in PARTIES:
+            for outcome in net.outcomes:
+                q = Query(do={net.decision: action}, outcomes=[outcome], as_=party)
+                oracle._contracted.clear()  # always new: always the tree
+                got, want = oracle.posterior_means([q])[0], einsum.posterior_means([q])[0]
+                assert torch.allclose(got[outcome], want[outcome], atol=1e-14, rtol=0), (action, party, outcome)
+    assert len(calls) == len(net.states[net.decision]) * len(PARTIES) * len(net.outcomes)
 
 
 def test_chunks_of_a_large_batch_equal_one_pass(monkeypatch):
