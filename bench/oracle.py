@@ -19,9 +19,14 @@ every query's evidence has non-zero probability.  Two sets of ``--queries`` each
 
 **Engines.**
 
-``crux batch``   ``Oracle.posterior_means(all queries)`` (exact, posterior means).  *cold*
-                 clears the contraction-path cache first (paths found inside the timed
-                 call); *warm* is the fastest of three more identical calls.
+``crux batch``   ``Oracle.posterior_means(all queries)`` (exact, posterior means): one
+                 einsum contraction per structure (``same``), one junction tree pass per
+                 chunk for a batch of mixed structure (``mixed``).  *cold* starts from a
+                 cold oracle (no contraction path, no junction tree: both are found or
+                 built inside the timed call); *warm* is the fastest of three more calls.
+``columns``      ``Oracle.ask_columns``: the ``same`` set given as columns of state
+                 indices (numpy arrays), one contraction, no object per query; cold and
+                 warm as above.
 ``crux single``  ``posterior_means([q])`` one query at a time (at most ``--single`` of
                  them or ``--phase-seconds``): on ``mixed`` every query is a new structure,
                  so each call finds a new path; on ``same`` the path is cached after the
@@ -48,7 +53,7 @@ every query's evidence has non-zero probability.  Two sets of ``--queries`` each
 Every table is normalised row by row in all three (some BIF rows sum to 0.9999999; Crux
 normalises them when it reads the file).  ``max |d|`` is the largest absolute difference
 between Crux's batched answers and the reference's, over every state of every answered
-query of both sets; ``single`` is Crux one by one against Crux batched.
+query of both sets; ``single/cols`` is Crux one by one and as columns against Crux batched.
 
 **Sampling.**  Forward samples per second, no evidence, of every variable: Crux's
 vectorised sampler (``Sampler.marginals`` over the whole network, ``--particles``
@@ -217,6 +222,16 @@ def max_diff(ours: list[np.ndarray], theirs: list[np.ndarray]) -> float | None:
     return float(max(np.abs(a - b).max() for a, b in pairs))
 
 
+def forget(oracle) -> None:
+    """Back to a cold oracle: no contraction path found, no junction tree built, nothing kept."""
+    from oracle import exact as exact_module
+
+    exact_module._plan.cache_clear()
+    oracle._tree = False
+    oracle._contracted.clear()
+    gc.collect()
+
+
 def run_network(name: str, path: str, opts: dict) -> dict:
     """Every measurement on one network (run in its own process)."""
     warnings.filterwarnings("ignore")
@@ -261,17 +276,25 @@ def run_network(name: str, path: str, opts: dict) -> dict:
         qs = [crux_query(q) for q in queries]
         row: dict = {"queries": len(qs)}
         # batched, cold then warm
-        exact_module._plan.cache_clear()
-        gc.collect()
+        forget(oracle)
         t = time.perf_counter()
         out = oracle.posterior_means(qs)
         row["batch_cold_s"] = time.perf_counter() - t
         answers[kind] = [out[i][q[0]].numpy() for i, q in enumerate(queries)]
         row["batch_warm_s"] = best_of(3, lambda: oracle.posterior_means(qs))
         row["groups"] = len({(q[0], q[1], tuple(e for e, _ in q[3])) for q in queries})
+        if kind == "same":  # the same queries as columns of state indices (Oracle.ask_columns)
+            target, x, _, evidence = queries[0]
+            do = {x: np.array([q[2] for q in queries])}
+            seen = {e: np.array([q[3][j][1] for q in queries]) for j, (e, _) in enumerate(evidence)}
+            forget(oracle)
+            t = time.perf_counter()
+            columns = oracle.ask_columns([target], do=do, given=seen)[target].numpy()
+            row["columns_cold_s"] = time.perf_counter() - t
+            row["columns_warm_s"] = best_of(3, lambda: oracle.ask_columns([target], do=do, given=seen))
+            row["columns_vs_batch"] = float(np.abs(columns - np.stack(answers[kind])).max())
         # one by one
-        exact_module._plan.cache_clear()
-        gc.collect()
+        forget(oracle)
         single, seconds = timed_loop(qs, lambda q: oracle.posterior_means([q]), limit, opts["single"])
         row["single_n"], row["single_s"] = len(single), seconds
         row["single_vs_batch"] = max_diff(
@@ -560,13 +583,13 @@ def report(results: list[dict], readers: list[dict], system: dict, opts: dict, s
         rows.append([
             r["network"], str(r["variables"]), fmt(r["parameters"]),
             fmt(r["diff_pyagrum"], ".1e"), fmt(r["diff_pyagrum_f32"], ".1e"), fmt(r["diff_pgmpy"], ".1e"),
-            fmt(max(r["crux"][k]["single_vs_batch"] or 0 for k in r["crux"]), ".1e"),
+            fmt(max(max(r["crux"][k]["single_vs_batch"] or 0, r["crux"][k].get("columns_vs_batch", 0)) for k in r["crux"]), ".1e"),
             fmt(r["tables_vs_pgmpy"], ".1e"),
             fmt(r["crux_load_s"], ".3f"), fmt(r["pyagrum_load_s"], ".3f"), fmt(r["pgmpy_load_s"], ".2f"),
             "" if r["pyagrum_parsed"] else "built by API",
         ])
     lines.append(table(
-        ["network", "vars", "params", "vs pyA", "vs pyA f32", "vs pgmpy", "single", "tbl pgmpy",
+        ["network", "vars", "params", "vs pyA", "vs pyA f32", "vs pgmpy", "single/cols", "tbl pgmpy",
          "load crux s", "pyA s", "pgmpy s", "pyA note"], rows))
     lines += ["", "Exact queries per second (x = Crux / pyAgrum targeted; pgmpy on a subset of n queries)"]
     rows = []
@@ -576,16 +599,17 @@ def report(results: list[dict], readers: list[dict], system: dict, opts: dict, s
             cold, warm = qps(c["queries"], c["batch_cold_s"]), qps(c["queries"], c["batch_warm_s"])
             single = qps(c["single_n"], c["single_s"])
             pa, pa_all, pg = qps(a["n"], a["s"]), qps(a["all_targets_n"], a["all_targets_s"]), qps(g["n"], g["s"])
+            cols = qps(c["queries"], c["columns_cold_s"]) if "columns_cold_s" in c else None
             rows.append([
                 r["network"] if kind == "same" else "", kind, str(c["groups"]),
-                fmt(cold), fmt(warm), fmt(single), fmt(qps(c["ask_n"], c["ask_s"])),
+                fmt(cold), fmt(warm), fmt(cols), fmt(single), fmt(qps(c["ask_n"], c["ask_s"])),
                 fmt(pa), fmt(pa_all), f"{fmt(pg, ',.0f')} ({g['n']})",
-                fmt(ratio(cold, pa), ".2f"), fmt(ratio(warm, pa), ".2f"), fmt(ratio(single, pa), ".2f"),
-                fmt(ratio(cold, pa_all), ".1f"), fmt(ratio(cold, pg), ".2f"),
+                fmt(ratio(cold, pa), ".2f"), fmt(ratio(warm, pa), ".2f"), fmt(ratio(cols, pa), ".1f"),
+                fmt(ratio(single, pa), ".2f"), fmt(ratio(cold, pa_all), ".1f"), fmt(ratio(cold, pg), ".2f"),
             ])
     lines.append(table(
-        ["network", "set", "groups", "batch cold", "batch warm", "single", "ask", "pyAgrum", "pyA all", "pgmpy (n)",
-         "x cold", "x warm", "x single", "cold/pyA all", "cold/pgmpy"], rows))
+        ["network", "set", "groups", "batch cold", "batch warm", "columns", "single", "ask", "pyAgrum", "pyA all",
+         "pgmpy (n)", "x cold", "x warm", "x columns", "x single", "cold/pyA all", "cold/pgmpy"], rows))
     lines += ["", "Forward sampling (samples per second, no evidence) and peak memory (RSS, MB)"]
     rows = []
     for r in ok:
@@ -657,6 +681,10 @@ def targets(results: list[dict]) -> list[str]:
             value = ratio(rate(r, kind, "cold"), rate(r, kind, "pyA"))
             vs_all = ratio(rate(r, kind, "cold"), rate(r, kind, "pyA_all"))
             check(f"{name} {kind}-structure batch (cold) / pyAgrum", value, goal, extra=f"  [vs all targets: {vs_all:,.3g}]")
+            if kind == "same" and "columns_cold_s" in r["crux"]["same"]:
+                columns = qps(r["crux"]["same"]["queries"], r["crux"]["same"]["columns_cold_s"])
+                check(f"{name} same-structure columns (cold) / pyAgrum", ratio(columns, rate(r, kind, "pyA")), goal,
+                      extra=f"  [vs all targets: {ratio(columns, rate(r, kind, 'pyA_all')):,.3g}]")
         for kind in ("mixed", "same"):
             lat = rate(r, kind, "single_latency")
             value = lat * rate(r, kind, "pyA")

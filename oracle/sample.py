@@ -160,7 +160,7 @@ class Sampler:
                 term = values[parent] * stride
                 flat = term if flat is None else flat + term
                 stride *= net.card(parent)
-            flat = flat.expand(shape) if flat is not None else torch.zeros((), dtype=torch.long, device=device)
+            flat = flat.expand(shape).contiguous() if flat is not None else torch.zeros((), dtype=torch.long, device=device)
             rows = table.reshape(-1, card)
             if var in c.seen:
                 state = c.seen[var].view(1, batch, 1).expand(shape)
@@ -174,9 +174,15 @@ class Sampler:
                     continue
                 columns = c.cumulative(var, rows)
                 u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
-                state = (torch.take(columns[0], flat) <= u).long()
-                for k in range(1, card - 1):
-                    state += torch.take(columns[k], flat) <= u
+                if flat.dim() == 0:  # one row for every particle
+                    state = (columns[0, flat] <= u).to(torch.int32)
+                    for k in range(1, card - 1):
+                        state += columns[k, flat] <= u
+                else:
+                    index = flat.reshape(-1)
+                    state = (columns[0].index_select(0, index).view(shape) <= u).to(torch.int32)
+                    for k in range(1, card - 1):
+                        state += columns[k].index_select(0, index).view(shape) <= u
                 values[var] = state
             if var in c.likelihood:
                 vec = c.likelihood[var].to(device=device, dtype=dtype)
@@ -225,7 +231,7 @@ class _Sums:
 
     @staticmethod
     def of(values: torch.Tensor, w: torch.Tensor, card: int) -> "_Sums":
-        values = values.expand_as(w)
+        values = values.expand_as(w).long()
         w2 = w * w
         zeros = torch.zeros(*w.shape[:-1], card, dtype=w.dtype, device=w.device)
         return _Sums(
