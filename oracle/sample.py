@@ -173,7 +173,10 @@ class Sampler:
                     values[var] = torch.zeros(shape, dtype=torch.long, device=device)
                     continue
                 columns = c.cumulative(var, rows)
-                u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
+                # float32 uniforms (multiples of 2^-24) are drawn 1.6x faster than float64 ones; they
+                # honour each state's probability to within 2^-24 = 6e-8, far below the standard error
+                # of any feasible number of particles (5e-5 at 10^8)
+                u = torch.rand(shape, generator=generator, device=device, dtype=torch.float32)
                 if flat.dim() == 0:  # one row for every particle
                     state = (columns[0, flat] <= u).to(torch.int32)
                     for k in range(1, card - 1):
