@@ -11,6 +11,8 @@ equation and shapes.
 
 from __future__ import annotations
 
+import math
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
@@ -21,6 +23,8 @@ from oracle.query import QueryError
 from worldmodel.compile import Network
 
 _SAMPLE, _BATCH = opt_einsum.get_symbol(0), opt_einsum.get_symbol(1)
+_COMPILED_CELLS = 1 << 20
+"""Largest compiled structure (draws x states of everything set, seen and asked) kept for indexing."""
 
 
 class TooLarge(QueryError):
@@ -93,6 +97,7 @@ class ExactEngine:
         self.prune = prune
         self.max_bytes = max_bytes
         self._symbol = {var: opt_einsum.get_symbol(i + 2) for i, var in enumerate(network.order)}
+        self._compiled: OrderedDict[tuple, tuple[dict, dict, torch.Tensor]] = OrderedDict()
 
     def marginals(
         self,
@@ -134,6 +139,10 @@ class ExactEngine:
                     f"the answer about {target} depends on the decision {net.decision}: "
                     f"set it with do {net.decision}=<one of {states}>"
                 )
+            table = self._answers(tables, likelihood, do, given, target, needed)
+            if table is not None:
+                out[target] = self._read(table, do_states, given_states)
+                continue
             operands: list[torch.Tensor] = [torch.ones(samples, batch, **like)]  # fixes the output's axes
             subscripts = [_SAMPLE + _BATCH]
             for var in sorted(needed, key=net.position.__getitem__):
@@ -158,15 +167,95 @@ class ExactEngine:
             itemsize = torch.empty((), dtype=like["dtype"]).element_size()
             if self.max_bytes is not None and largest * itemsize > self.max_bytes:
                 raise TooLarge(target, largest, itemsize, self.max_bytes)
-            joint = expr(*operands, backend="torch")
-            total = joint.sum(-1, keepdim=True)
-            # Evidence whose probability underflows (to 0, or into the subnormal numbers where
-            # float precision is gone) cannot be conditioned on: an error for the posterior mean,
-            # NaN for a parameter draw (left out of the interval's quantiles).
-            info = torch.finfo(total.dtype)
-            floor = info.tiny / info.eps
-            impossible = total[0, :, 0] <= floor
-            if bool(impossible.any()):
-                raise ImpossibleEvidence(int(impossible.nonzero()[0]))
-            out[target] = torch.where(total > floor, joint / total.clamp_min(floor), torch.nan)
+            out[target] = _conditioned(expr(*operands, backend="torch"))
         return out
+
+    # -- a structure's answers for every state of what it sets and sees ------------------------
+
+    def _answers(
+        self,
+        tables: Mapping[str, torch.Tensor],
+        likelihood: Mapping[str, torch.Tensor],
+        do: Sequence[str],
+        given: Sequence[str],
+        target: str,
+        needed: set[str],
+    ) -> torch.Tensor | None:
+        """``(S, *do, *given, target)``: the joint of the target with the evidence, for every
+        state of the intervened and observed variables — the structure compiled, so that any
+        batch of it is read off by indexing.  Kept for the same tables (the same tensors); None
+        where the tables or soft evidence differ per query, or the table would be too large."""
+        net = self.network
+        used = {v: tables[v] for v in needed if v not in do}
+        soft = {v: likelihood[v] for v in needed if v in likelihood and v not in do}
+        if any(t.dim() != len(net.shape(v)) + 1 for v, t in used.items()) or any(l.dim() != 1 for l in soft.values()):
+            return None
+        samples = next((t.shape[0] for t in used.values()), 1)
+        cells = samples * math.prod(net.card(v) for v in (*do, *given, target))
+        if cells > _COMPILED_CELLS:
+            return None
+        key = (target, tuple(do), tuple(given))
+        kept = self._compiled.get(key)
+        if kept is not None and kept[0].keys() == used.keys() and kept[1].keys() == soft.keys() and all(
+            kept[0][v] is t for v, t in used.items()
+        ) and all(kept[1][v] is t for v, t in soft.items()):
+            self._compiled.move_to_end(key)
+            return kept[2]
+        like = {"dtype": next(iter(used.values())).dtype if used else torch.float64}
+        if used:
+            like["device"] = next(iter(used.values())).device
+        operands: list[torch.Tensor] = [torch.ones(samples, **like)]  # fixes the sample axis
+        subscripts = [_SAMPLE]
+        for var in do:  # a set variable's axis, whether or not anything reads it
+            operands.append(torch.ones(net.card(var), **like))
+            subscripts.append(self._symbol[var])
+        for var in sorted(needed, key=net.position.__getitem__):
+            if var in do:
+                continue
+            operands.append(used[var])
+            subscripts.append(_SAMPLE + "".join(self._symbol[p] for p in net.parents[var]) + self._symbol[var])
+            if var in soft:
+                operands.append(soft[var].to(**like))
+                subscripts.append(self._symbol[var])
+        free = [*do, *given]
+        if target not in free:
+            free.append(target)
+        output = _SAMPLE + "".join(self._symbol[v] for v in free)
+        equation = _letters(",".join(subscripts) + "->" + output)
+        expr, largest = _plan(equation, tuple(tuple(op.shape) for op in operands))
+        itemsize = torch.empty((), dtype=like["dtype"]).element_size()
+        if largest > 4 * _COMPILED_CELLS or (self.max_bytes is not None and largest * itemsize > self.max_bytes):
+            return None  # every state at once is too much: query by query (one-hot vectors) instead
+        joint = expr(*operands, backend="torch")
+        if target in do or target in given:  # the target is set or seen: its axis is the answer's, one-hot
+            hot = torch.eye(net.card(target), **like)
+            position = 1 + [*do, *given].index(target)
+            joint = joint.unsqueeze(-1) * hot.reshape(
+                *[net.card(target) if j == position else 1 for j in range(joint.dim())], net.card(target)
+            )
+        self._compiled[key] = (used, soft, joint)
+        if len(self._compiled) > 256:
+            self._compiled.popitem(last=False)
+        return joint
+
+    @staticmethod
+    def _read(table: torch.Tensor, do_states: torch.Tensor, given_states: torch.Tensor) -> torch.Tensor:
+        """Each query's row of a compiled structure, conditioned: ``(S, B, card)``."""
+        index = [slice(None), *do_states.T, *given_states.T]
+        return _conditioned(table[tuple(index)] if do_states.shape[1] + given_states.shape[1] else
+                            table.unsqueeze(1).expand(table.shape[0], do_states.shape[0], table.shape[-1]))
+
+
+def _conditioned(joint: torch.Tensor) -> torch.Tensor:
+    """``(S, B, card)`` joints of target and evidence, normalised over the target.
+
+    Evidence whose probability underflows (to 0, or into the subnormal numbers where float
+    precision is gone) cannot be conditioned on: an error for the posterior mean, NaN for a
+    parameter draw (left out of the interval's quantiles)."""
+    total = joint.sum(-1, keepdim=True)
+    info = torch.finfo(total.dtype)
+    floor = info.tiny / info.eps
+    impossible = total[0, :, 0] <= floor
+    if bool(impossible.any()):
+        raise ImpossibleEvidence(int(impossible.nonzero()[0]))
+    return torch.where(total > floor, joint / total.clamp_min(floor), torch.nan)
