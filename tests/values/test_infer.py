@@ -45,17 +45,20 @@ def test_known_beliefs_recover_the_utilities(setting):
 
 def test_pinned_beliefs_narrow_the_values(setting):
     """From choices alone, a passenger who swerves may think no car is coming on a dry road, or
-    may not fear a crash: with the road and oncoming priors unknown, the values (above all the
-    crash's) are far wider than with the beliefs pinned, as a dialogue pins them."""
+    may not fear a crash: with the road and oncoming priors unknown, the harm utilities are wider
+    than with the beliefs pinned, as a dialogue pins them.
+
+    Only what held on every NUTS seed tried (0-3, at 200 and 600 draws) is asserted: harm=squirrel
+    narrows by 0.07-0.34.  The crash utility's narrowing ranged from -0.63 to +0.49 between seeds
+    (the joint posterior mixes poorly), so it is reported, not asserted."""
     model, oracle = setting
     beliefs = model.beliefs("human")
     choices = simulate_choices(oracle, beliefs, TRUTH, 30.0, [{"animal": a} for a in ("squirrel", "cat")] * 12, seed=2)
     pinned = infer_values(oracle, beliefs, choices, draws=200, warmup=150, seed=0)
     joint = infer_values_and_beliefs(oracle, beliefs, choices, ["road", "oncoming"], draws=200, warmup=150, seed=0)
     report = identifiability(pinned, joint)
-    for name in ("harm=cat", "crash=crash"):
-        assert report["width_pinned"][name] < report["width_unknown_beliefs"][name]
-    assert report["narrowing"]["crash=crash"] > 0.3
+    assert report["width_pinned"]["harm=squirrel"] < report["width_unknown_beliefs"]["harm=squirrel"]
+    assert set(report["narrowing"]) == {"harm=squirrel", "harm=cat", "crash=crash"}
     assert {"P(road=dry)", "P(oncoming=car)"} <= set(joint.summary())
 
 
