@@ -139,7 +139,7 @@ class ExactEngine:
                     f"the answer about {target} depends on the decision {net.decision}: "
                     f"set it with do {net.decision}=<one of {states}>"
                 )
-            table = self._answers(tables, likelihood, do, given, target, needed)
+            table = self._answers(tables, likelihood, do, given, target, needed, do_states.device)
             if table is not None:
                 out[target] = self._read(table, do_states, given_states)
                 continue
@@ -180,6 +180,7 @@ class ExactEngine:
         given: Sequence[str],
         target: str,
         needed: set[str],
+        device: torch.device,
     ) -> torch.Tensor | None:
         """``(S, *do, *given, target)``: the joint of the target with the evidence, for every
         state of the intervened and observed variables — the structure compiled, so that any
@@ -201,9 +202,7 @@ class ExactEngine:
         ) and all(kept[1][v] is t for v, t in soft.items()):
             self._compiled.move_to_end(key)
             return kept[2]
-        like = {"dtype": next(iter(used.values())).dtype if used else torch.float64}
-        if used:
-            like["device"] = next(iter(used.values())).device
+        like = {"dtype": next(iter(used.values())).dtype if used else torch.float64, "device": device}
         operands: list[torch.Tensor] = [torch.ones(samples, **like)]  # fixes the sample axis
         subscripts = [_SAMPLE]
         for var in do:  # a set variable's axis, whether or not anything reads it

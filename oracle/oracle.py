@@ -45,9 +45,13 @@ INTERVAL_DRAWS = 100
 _TREE_CELLS = 1 << 21
 """Numbers per call of the junction tree pass (clique cells x queries, 16 MiB in float64): fewer
 calls make up for leaving the cache (alarm: 1,969 queries per call; hailfinder 219)."""
+_TREE_MAX_CELLS = 1 << 17
+"""A junction tree holding more numbers per query than this (pathfinder 183k, pigs 709k, water
+3.7M) costs more per query than finding and running each structure's own pruned contraction
+(about 1.5 ms); below it (insurance 47k, hailfinder 9.5k, alarm 1k) the tree is faster."""
 _TREE_ALONE = 4
-"""Up to this many queries of one structure go through the junction tree the first time (no
-contraction path to find); more, or a structure seen before, are one einsum contraction."""
+"""Up to this many queries of one structure go through the junction tree the first time it is
+asked (no contraction path to find); more, or a structure asked before, are one einsum contraction."""
 
 
 class Oracle:
@@ -87,7 +91,7 @@ class Oracle:
         self.max_bytes = max_bytes
         self._engine = ExactEngine(model.network, max_bytes=max_bytes)
         self._tree: JunctionTree | None | bool = False  # False: not built yet; None: none fits
-        self._contracted: set[tuple] = set()  # structures the einsum engine has a path for
+        self._seen: set[tuple] = set()  # structures asked before (the einsum engine takes them from then on)
         self._sampler = Sampler(model.network)
         self._cache: OrderedDict[tuple[int, bool], tuple[BeliefState, dict[str, torch.Tensor]]] = OrderedDict()
 
@@ -258,7 +262,7 @@ class Oracle:
                         raise
                     raise QueryError(f"query {chunk[err.index] + 1}: {err}") from None
                 if method == "exact":
-                    self._contracted.add(resolved[chunk[0]].structure[1:])
+                    self._seen.add(resolved[chunk[0]].structure[1:])
                 rows = {t: p.cpu().unbind(1) for t, p in posts.items()}
                 for b, i in enumerate(chunk):
                     errors = None if stderr is None else {t: e[b].cpu() for t, e in stderr.items()}
@@ -271,7 +275,7 @@ class Oracle:
         if self._tree is False:
             net = self.model.network
             tree = None if net.continuous else JunctionTree(net, max_cells=self.max_bytes // (8 * 4))
-            self._tree = tree if tree is not None and tree.fits else None
+            self._tree = tree if tree is not None and tree.fits and tree.cells <= _TREE_MAX_CELLS else None
         return self._tree  # type: ignore[return-value]
 
     def _run_tree(self, resolved: list[Resolved], states: list[BeliefState], out: list) -> list[int]:
@@ -280,12 +284,14 @@ class Oracle:
         indices left to the einsum engine."""
         structures = {r.structure[1:] for r in resolved}
         if self.method == "sampled" or (
-            len(structures) == 1 and (len(resolved) > _TREE_ALONE or structures <= self._contracted)
+            len(structures) == 1 and (len(resolved) > _TREE_ALONE or structures <= self._seen)
         ):
             return list(range(len(resolved)))  # one structure: a cached contraction is as fast
         tree = self._junction()
         if tree is None:
             return list(range(len(resolved)))
+        if len(structures) == 1:
+            self._seen.update(structures)  # asked again, it is worth finding its contraction path
         decision = self.model.network.decision
         mine = [i for i, r in enumerate(resolved) if decision is None or any(v == decision for v, _ in r.do)]
         step = max(1, _TREE_CELLS // tree.cells)

@@ -108,7 +108,7 @@ def test_mixed_batches_run_in_one_tree_pass_and_equal_the_einsum_engine(monkeypa
 
 def test_one_structure_goes_to_the_tree_only_while_it_is_new_and_small(monkeypatch):
     """A new structure asked once has no contraction path yet: the tree answers.  Many queries
-    of one structure, or a structure contracted before, are one einsum contraction."""
+    of one structure, or a structure asked before, are one einsum contraction."""
     model = load_model(DATA / "asia.bif.gz")
     calls = spy(monkeypatch)
     oracle = Oracle(model, device="cpu", samples=2)
@@ -116,6 +116,7 @@ def test_one_structure_goes_to_the_tree_only_while_it_is_new_and_small(monkeypat
     many = [Query(do={"smoke": s}, given={"xray": x}, outcomes=["dysp"]) for s in ("yes", "no") for x in ("yes", "no")] * 2
     first = oracle.posterior_means(one)
     assert calls == [1]
+    oracle.posterior_means(one)  # asked before
     oracle.posterior_means(many)  # 8 of one structure
     oracle.posterior_means(many[:1])  # contracted before
     assert calls == [1]
@@ -137,7 +138,7 @@ def test_kept_messages_follow_the_tables(monkeypatch):
         for party in PARTIES:
             for outcome in net.outcomes:
                 q = Query(do={net.decision: action}, outcomes=[outcome], as_=party)
-                oracle._contracted.clear()  # always new: always the tree
+                oracle._seen.clear()  # always new: always the tree
                 got, want = oracle.posterior_means([q])[0], einsum.posterior_means([q])[0]
                 assert torch.allclose(got[outcome], want[outcome], atol=1e-14, rtol=0), (action, party, outcome)
     assert len(calls) == len(net.states[net.decision]) * len(PARTIES) * len(net.outcomes)
@@ -186,6 +187,18 @@ def test_a_tree_that_does_not_fit_leaves_the_batch_to_the_einsum_engine(monkeypa
     for a, b in zip(got, want):
         for t in a:
             assert torch.allclose(a[t], b[t], atol=1e-13, rtol=0)
+
+
+def test_a_tree_too_costly_per_query_is_not_used(monkeypatch):
+    model = load_model(DATA / "alarm.bif.gz")
+    qs = [Query(do=d, given=g, outcomes=[t]) for d, g, t in random_queries(model, 20, seed=9)]
+    calls = spy(monkeypatch)
+    monkeypatch.setattr("oracle.oracle._TREE_MAX_CELLS", 1000)  # alarm's tree holds 1,065
+    try:
+        Oracle(model, device="cpu", samples=2).posterior_means(qs)
+    except QueryError:
+        pytest.skip("a random query has impossible evidence")
+    assert calls == []
 
 
 def test_queries_that_leave_the_decision_unset_keep_their_error(monkeypatch):
