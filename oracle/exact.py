@@ -81,10 +81,25 @@ def _letters(equation: str) -> str:
 
 @lru_cache(maxsize=4096)
 def _plan(equation: str, shapes: tuple[tuple[int, ...], ...]):
-    """A contraction path for the equation and shapes (cached: path finding is costly), and the
-    size of its largest intermediate."""
+    """A contraction path for the equation and shapes (cached: path finding is costly) as a
+    function of the operands, and the size of its largest intermediate.
+
+    The pairwise steps opt_einsum planned run as plain ``torch.einsum`` calls, each step's
+    indices renamed to letters once here: no second parse of the whole equation (which
+    ``contract_expression`` would do) and no per-call renaming."""
     path, info = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize="auto")
-    return opt_einsum.contract_expression(equation, *shapes, optimize=path), int(info.largest_intermediate)
+    steps = [(inds, _letters(step)) for inds, _, step, _, _ in info.contraction_list]
+    if any(not step.replace(",", "").replace("->", "").isascii() for _, step in steps):  # > 52 indices in one step
+        expression = opt_einsum.contract_expression(equation, *shapes, optimize=path)
+        return (lambda *operands: expression(*operands, backend="torch")), int(info.largest_intermediate)
+
+    def contract(*operands: torch.Tensor) -> torch.Tensor:
+        stack = list(operands)
+        for inds, step in steps:
+            stack.append(torch.einsum(step, *[stack.pop(i) for i in inds]))
+        return stack[0]
+
+    return contract, int(info.largest_intermediate)
 
 
 class ExactEngine:
@@ -98,6 +113,7 @@ class ExactEngine:
         self.max_bytes = max_bytes
         self._symbol = {var: opt_einsum.get_symbol(i + 2) for i, var in enumerate(network.order)}
         self._compiled: OrderedDict[tuple, tuple[dict, dict, torch.Tensor]] = OrderedDict()
+        self._met: dict[tuple, None] = {}  # structures asked one query at a time before
 
     def marginals(
         self,
@@ -139,7 +155,14 @@ class ExactEngine:
                     f"the answer about {target} depends on the decision {net.decision}: "
                     f"set it with do {net.decision}=<one of {states}>"
                 )
-            table = self._answers(tables, likelihood, do, given, target, needed, do_states.device)
+            table = None
+            key = (target, tuple(do), tuple(given))
+            if batch > 1 or key in self._met:  # a structure met once is not worth compiling yet
+                table = self._answers(tables, likelihood, do, given, target, needed, do_states.device)
+            else:
+                self._met[key] = None
+                if len(self._met) > 4096:
+                    self._met.pop(next(iter(self._met)))
             if table is not None:
                 out[target] = self._read(table, do_states, given_states)
                 continue
@@ -167,7 +190,7 @@ class ExactEngine:
             itemsize = torch.empty((), dtype=like["dtype"]).element_size()
             if self.max_bytes is not None and largest * itemsize > self.max_bytes:
                 raise TooLarge(target, largest, itemsize, self.max_bytes)
-            out[target] = _conditioned(expr(*operands, backend="torch"))
+            out[target] = _conditioned(expr(*operands))
         return out
 
     # -- a structure's answers for every state of what it sets and sees ------------------------
@@ -225,7 +248,7 @@ class ExactEngine:
         itemsize = torch.empty((), dtype=like["dtype"]).element_size()
         if largest > 4 * _COMPILED_CELLS or (self.max_bytes is not None and largest * itemsize > self.max_bytes):
             return None  # every state at once is too much: query by query (one-hot vectors) instead
-        joint = expr(*operands, backend="torch")
+        joint = expr(*operands)
         if target in do or target in given:  # the target is set or seen: its axis is the answer's, one-hot
             hot = torch.eye(net.card(target), **like)
             position = 1 + [*do, *given].index(target)
