@@ -114,6 +114,7 @@ class ExactEngine:
         self._symbol = {var: opt_einsum.get_symbol(i + 2) for i, var in enumerate(network.order)}
         self._compiled: OrderedDict[tuple, tuple[dict, dict, torch.Tensor]] = OrderedDict()
         self._met: dict[tuple, None] = {}  # structures asked one query at a time before
+        self._relevant: dict[tuple, frozenset[str]] = {}
 
     def marginals(
         self,
@@ -142,13 +143,18 @@ class ExactEngine:
         any_table = next(iter(tables.values()), None)  # none when only intervened variables are asked about
         like = {"dtype": torch.float64 if any_table is None else any_table.dtype, "device": do_states.device}
         samples, batch = (1 if any_table is None else any_table.shape[0]), do_states.shape[0]
-        hot = {}
-        for columns, names in ((do_states, do), (given_states, given)):
-            for j, var in enumerate(names):
-                hot[var] = torch.nn.functional.one_hot(columns[:, j], net.card(var)).to(**like)
+        hot: dict[str, torch.Tensor] = {}
+
+        def one_hot() -> dict[str, torch.Tensor]:
+            if not hot:
+                for columns, names in ((do_states, do), (given_states, given)):
+                    for j, var in enumerate(names):
+                        hot[var] = torch.nn.functional.one_hot(columns[:, j], net.card(var)).to(**like)
+            return hot
+
         out: dict[str, torch.Tensor] = {}
         for target in targets:
-            needed = relevant(net, [target], do, [*given, *soft]) if self.prune else set(net.order)
+            needed = self.needed([target], do, [*given, *soft]) if self.prune else set(net.order)
             if net.decision in needed and net.decision not in do:
                 states = ", ".join(net.states[net.decision])
                 raise QueryError(
@@ -166,6 +172,7 @@ class ExactEngine:
             if table is not None:
                 out[target] = self._read(table, do_states, given_states)
                 continue
+            hot = one_hot()
             operands: list[torch.Tensor] = [torch.ones(samples, batch, **like)]  # fixes the output's axes
             subscripts = [_SAMPLE + _BATCH]
             for var in sorted(needed, key=net.position.__getitem__):
@@ -193,6 +200,16 @@ class ExactEngine:
             out[target] = _conditioned(expr(*operands))
         return out
 
+    def needed(self, targets: Sequence[str], do: Sequence[str], evidence: Sequence[str]) -> set[str]:
+        """:func:`relevant`, remembered per (targets, do, evidence): asked again for every query."""
+        key = (tuple(targets), tuple(do), tuple(evidence))
+        found = self._relevant.get(key)
+        if found is None:
+            found = self._relevant[key] = frozenset(relevant(self.network, targets, do, evidence))
+            if len(self._relevant) > 4096:
+                self._relevant.pop(next(iter(self._relevant)))
+        return found  # type: ignore[return-value]
+
     # -- a structure's answers for every state of what it sets and sees ------------------------
 
     def _answers(
@@ -212,7 +229,7 @@ class ExactEngine:
         net = self.network
         used = {v: tables[v] for v in needed if v not in do}
         soft = {v: likelihood[v] for v in needed if v in likelihood and v not in do}
-        if any(t.dim() != len(net.shape(v)) + 1 for v, t in used.items()) or any(l.dim() != 1 for l in soft.values()):
+        if any(t.dim() != len(net.parents[v]) + 2 for v, t in used.items()) or any(l.dim() != 1 for l in soft.values()):
             return None
         samples = next((t.shape[0] for t in used.values()), 1)
         cells = samples * math.prod(net.card(v) for v in (*do, *given, target))

@@ -444,8 +444,8 @@ class Oracle:
     def _needed(self, members: list[Resolved], states: list[BeliefState]) -> set[str]:
         """The variables a group's answers can depend on: only their tables are prepared."""
         r = members[0]
-        soft = {v for s in states for v in s.likelihood}
-        return relevant(self.model.network, r.outcomes, [v for v, _ in r.do], [*(v for v, _ in r.given), *soft])
+        soft = sorted({v for s in states for v in s.likelihood})
+        return self._engine.needed(r.outcomes, [v for v, _ in r.do], [*(v for v, _ in r.given), *soft])
 
     def _contract(self, members: list[Resolved], states: list[BeliefState], draws: bool) -> dict[str, torch.Tensor]:
         tables = self._tables(states, draws, self._needed(members, states))
