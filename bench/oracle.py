@@ -223,12 +223,15 @@ def max_diff(ours: list[np.ndarray], theirs: list[np.ndarray]) -> float | None:
 
 
 def forget(oracle) -> None:
-    """Back to a cold oracle: no contraction path found, no junction tree built, nothing kept."""
+    """Back to a cold oracle: no contraction path found, no structure compiled, no junction tree
+    built, nothing kept."""
     from oracle import exact as exact_module
 
     exact_module._plan.cache_clear()
     oracle._tree = False
-    oracle._contracted.clear()
+    oracle._seen.clear()
+    for kept in (oracle._engine._compiled, oracle._engine._met, oracle._engine._relevant):
+        kept.clear()
     gc.collect()
 
 

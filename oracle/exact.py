@@ -87,7 +87,7 @@ def _plan(equation: str, shapes: tuple[tuple[int, ...], ...]):
     The pairwise steps opt_einsum planned run as plain ``torch.einsum`` calls, each step's
     indices renamed to letters once here: no second parse of the whole equation (which
     ``contract_expression`` would do) and no per-call renaming."""
-    path, info = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize="auto")
+    path, info = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize="greedy")
     steps = [(inds, _letters(step)) for inds, _, step, _, _ in info.contraction_list]
     if any(not step.replace(",", "").replace("->", "").isascii() for _, step in steps):  # > 52 indices in one step
         expression = opt_einsum.contract_expression(equation, *shapes, optimize=path)
