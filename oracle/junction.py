@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import reduce
 
 import networkx as nx
 import torch
@@ -230,11 +229,9 @@ class JunctionTree:
             if i not in stale and i in kept:
                 up[i], message[i] = kept[i]
                 continue
-            found = factors(i)
             shape = self.cliques[i].shape
-            belief = reduce(torch.mul, found) if found else torch.ones((), **kind).expand(1, 1, *shape)
-            for k in self.children[i]:
-                belief = belief * message[k].reshape(*message[k].shape[:2], *self._into[k])
+            found = factors(i) + [message[k].reshape(*message[k].shape[:2], *self._into[k]) for k in self.children[i]]
+            belief = _product(found) if found else torch.ones((), **kind).expand(1, 1, *shape)
             if belief.shape[2:] != shape:  # a stride-0 axis sums like the full one
                 belief = belief.expand(*belief.shape[:2], *shape)
             up[i] = belief
@@ -318,6 +315,18 @@ class JunctionTree:
         self._stores.insert(0, (key, store))
         del self._stores[4:]
         return store
+
+
+def _product(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """The broadcast product, multiplied in place into the first result that has the full shape
+    (no new tensor per factor)."""
+    out, fresh = tensors[0], False
+    for t in tensors[1:]:
+        if fresh and torch.broadcast_shapes(out.shape, t.shape) == out.shape:
+            out.mul_(t)
+        else:
+            out, fresh = out * t, True
+    return out
 
 
 def _normalised(m: torch.Tensor) -> torch.Tensor:
