@@ -279,10 +279,15 @@ class ExactEngine:
 
     @staticmethod
     def _read(table: torch.Tensor, do_states: torch.Tensor, given_states: torch.Tensor) -> torch.Tensor:
-        """Each query's row of a compiled structure, conditioned: ``(S, B, card)``."""
-        index = [slice(None), *do_states.T, *given_states.T]
-        return _conditioned(table[tuple(index)] if do_states.shape[1] + given_states.shape[1] else
-                            table.unsqueeze(1).expand(table.shape[0], do_states.shape[0], table.shape[-1]))
+        """Each query's row of a compiled structure, conditioned: ``(S, B, card)`` (rows picked
+        by their flat index into the structure's states)."""
+        samples, card, batch = table.shape[0], table.shape[-1], do_states.shape[0]
+        states = torch.cat([do_states, given_states], dim=1)
+        sizes = table.shape[1:-1]
+        flat = torch.zeros(batch, dtype=torch.long, device=states.device)
+        for j, size in enumerate(sizes):
+            flat = flat * size + states[:, j]
+        return _conditioned(table.reshape(samples, -1, card).index_select(1, flat))
 
 
 def _conditioned(joint: torch.Tensor) -> torch.Tensor:
