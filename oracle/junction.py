@@ -185,7 +185,7 @@ class JunctionTree:
         likelihood: Mapping[str, torch.Tensor],
         do: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
         given: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
-        targets: Sequence[str],
+        targets: Sequence[str] | Mapping[str, torch.Tensor],
         batch: int,
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """``P(target | do, given, soft evidence)`` of every target, draw and query.
@@ -193,9 +193,10 @@ class JunctionTree:
         ``tables[v]``: ``(S, *parents, v)`` or ``(S, B, *parents, v)``; ``likelihood[v]``:
         ``(v,)`` or ``(B, v)``; ``do[v]`` / ``given[v]``: ``(mask, index)``, a bool ``(B,)``
         of the queries that set (see) ``v`` and a long ``(B,)`` of the state they set (see).
-        A variable without a table must be set by every query.  Returns ``{target: (S, B,
-        card)}`` normalised over the last axis, and the ``(S, B)`` mask of queries whose
-        evidence has probability 0 (their rows are NaN).
+        A variable without a table must be set by every query.  ``targets``: names (answered
+        for every query) or ``{name: long tensor of the queries that ask about it}``.  Returns
+        ``{target: (S, B or those queries, card)}`` normalised over the last axis, and the
+        ``(S, B)`` mask of queries whose evidence has probability 0 (their rows are NaN).
 
         A clique whose subtree nothing in the batch sets or sees sends the same message to
         every query, and the same on every call with the same tables: those messages are kept
@@ -203,6 +204,7 @@ class JunctionTree:
         between what it touches and the root, and between the root and its targets.
         """
         net = self.network
+        wanted = dict(targets) if isinstance(targets, Mapping) else dict.fromkeys(targets)
         like = next(iter(tables.values()))
         kind = {"dtype": like.dtype, "device": like.device}
         samples = max(t.shape[0] for t in tables.values())
@@ -242,7 +244,7 @@ class JunctionTree:
                 kept[i] = (up[i], message.get(i))
         # Distribute only along the paths from the roots to the cliques the targets are read from.
         needed: set[int] = set()
-        for t in targets:
+        for t in wanted:
             i = self.home[t]
             while i is not None and i not in needed:
                 needed.add(i)
@@ -265,13 +267,18 @@ class JunctionTree:
             impossible = impossible | (total <= floor)
         impossible = impossible.expand(samples, batch)
         out: dict[str, torch.Tensor] = {}
-        for t in dict.fromkeys(targets):
+        for t, rows in wanted.items():
             i = self.home[t]
             dims = [2 + j for j, v in enumerate(self.cliques[i].variables) if v != t]
-            joint = belief[i].sum(dim=dims) if dims else belief[i]
-            joint = joint.reshape(joint.shape[0], joint.shape[1], -1).expand(samples, batch, net.card(t))
+            held = belief[i]
+            if rows is not None and held.shape[1] > 1:  # only the queries that ask about t
+                held = held.index_select(1, rows)
+            count = batch if rows is None else len(rows)
+            joint = held.sum(dim=dims) if dims else held
+            joint = joint.reshape(joint.shape[0], joint.shape[1], -1).expand(samples, count, net.card(t))
             total = joint.sum(-1, keepdim=True)
-            out[t] = torch.where(impossible.unsqueeze(-1), torch.nan, joint / total.clamp_min(floor))
+            lost = impossible if rows is None else impossible.index_select(1, rows)
+            out[t] = torch.where(lost.unsqueeze(-1), torch.nan, joint / total.clamp_min(floor))
         return out, impossible
 
     def _factors(self, var, table, vec, do, given, batch, kind) -> list[torch.Tensor]:

@@ -299,17 +299,21 @@ class Oracle:
             chunk = mine[start : start + step]
             members, chunk_states = [resolved[i] for i in chunk], [states[i] for i in chunk]
             tables = self._tables(chunk_states, False, set(self.model.network.order))
-            posts, impossible = tree.marginals(
-                tables, self._likelihoods(chunk_states), *self._settings(members), [t for r in members for t in r.outcomes], len(chunk)
-            )
+            asking: dict[str, list[int]] = {}
+            for b, r in enumerate(members):
+                for t in r.outcomes:
+                    asking.setdefault(t, []).append(b)
+            rows = {t: torch.tensor(bs, dtype=torch.long, device=self.device) for t, bs in asking.items()}
+            posts, impossible = tree.marginals(tables, self._likelihoods(chunk_states), *self._settings(members), rows, len(chunk))
             if bool(impossible[0].any()):
                 b = int(impossible[0].nonzero()[0])
                 if len(resolved) == 1:
                     raise ImpossibleEvidence(b)
                 raise QueryError(f"query {chunk[b] + 1}: {ImpossibleEvidence(b)}")
             posts = {t: p.cpu() for t, p in posts.items()}
+            place = {t: {b: j for j, b in enumerate(bs)} for t, bs in asking.items()}
             for b, (i, r) in enumerate(zip(chunk, members)):
-                out[i] = ({t: posts[t][:, b] for t in r.outcomes}, "exact", None)
+                out[i] = ({t: posts[t][:, place[t][b]] for t in r.outcomes}, "exact", None)
         taken = set(mine)
         return [i for i in range(len(resolved)) if i not in taken]
 
