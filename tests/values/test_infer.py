@@ -39,8 +39,11 @@ def test_known_beliefs_recover_the_utilities(setting):
     bounds = torch.quantile(posterior.utility, torch.tensor([0.005, 0.995], dtype=torch.float64), dim=0)
     assert bool(((bounds[0] <= TRUTH) & (TRUTH <= bounds[1])).all()), (bounds, TRUTH)
     assert (posterior.utility.mean(0) - TRUTH).abs().max() < 0.06
-    low, high = posterior.summary()["beta"]["interval"]
+    # the 99% interval, like the utilities' above: a 90% interval misses the truth one time in ten,
+    # and which time depends on the last bits of the features the sampler starts from
+    low, high = torch.quantile(posterior.beta, torch.tensor([0.005, 0.995], dtype=torch.float64)).tolist()
     assert low < 30.0 < high
+    assert set(posterior.summary()["beta"]) == {"mean", "interval"}
 
 
 def test_pinned_beliefs_narrow_the_values(setting):
