@@ -329,7 +329,7 @@ def _product(tensors: list[torch.Tensor]) -> torch.Tensor:
     (no new tensor per factor)."""
     out, fresh = tensors[0], False
     for t in tensors[1:]:
-        if fresh and torch.broadcast_shapes(out.shape, t.shape) == out.shape:
+        if fresh and t.dim() <= out.dim() and all(b in (1, a) for a, b in zip(out.shape[::-1], t.shape[::-1])):
             out.mul_(t)
         else:
             out, fresh = out * t, True
