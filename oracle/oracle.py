@@ -178,18 +178,19 @@ class Oracle:
         if batch == 0:
             return {t: torch.empty(0, net.card(t), dtype=torch.float64) for t in template.outcomes}
         state = self._beliefs_of(template, None)
-        if net.continuous or self.method == "sampled":
-            rows = [
-                Query(
-                    do={v: net.states[v][int(columns[v][b])] for v, _ in template.do},
-                    given={v: net.states[v][int(columns[v][b])] for v, _ in template.given},
-                    outcomes=list(template.outcomes),
-                    as_=template.party,
-                )
+
+        def one_by_one() -> dict[str, torch.Tensor]:
+            """The general path (continuous outcomes, sampling): one resolved query per row."""
+            members = [
+                replace(template, do=tuple((v, int(columns[v][b])) for v, _ in template.do),
+                        given=tuple((v, int(columns[v][b])) for v, _ in template.given))
                 for b in range(batch)
             ]
-            answers = self.posterior_means(rows)
-            return {t: torch.stack([a[t] for a in answers]) for t in template.outcomes}
+            answers = self._run(members, [state] * batch, draws=False)
+            return {t: torch.stack([post[t][0] for post, _, _ in answers]) for t in template.outcomes}
+
+        if net.continuous or self.method == "sampled":
+            return one_by_one()
         do_names, given_names = [v for v, _ in template.do], [v for v, _ in template.given]
 
         def stacked(names: list[str], rows: slice) -> torch.Tensor:
@@ -211,21 +212,10 @@ class Oracle:
             except TooLarge:
                 if self.method == "exact":
                     raise
-                return self._columns_sampled(template, columns, batch)
+                return one_by_one()  # auto: what does not fit is sampled
             for t, p in posts.items():
                 out[t].append(p[0].cpu())
         return {t: torch.cat(parts) for t, parts in out.items()}
-
-    def _columns_sampled(self, template: Resolved, columns: dict[str, torch.Tensor], batch: int) -> dict[str, torch.Tensor]:
-        """Columns whose contraction does not fit: sampled, as one group."""
-        members = [
-            replace(template, do=tuple((v, int(columns[v][b])) for v, _ in template.do),
-                    given=tuple((v, int(columns[v][b])) for v, _ in template.given))
-            for b in range(batch)
-        ]
-        state = self._beliefs_of(template, None)
-        posts, _, _ = self._sample(members, [state] * batch, False)
-        return {t: p[0].cpu() for t, p in posts.items()}
 
     # -- internals -----------------------------------------------------------------------
 

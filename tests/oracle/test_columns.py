@@ -100,3 +100,14 @@ def test_continuous_columns_are_refused_with_the_way_out():
     var = next(iter(net.continuous))
     with pytest.raises(QueryError, match=f"{var} is continuous: columns take discrete variables"):
         Oracle(model, device="cpu").ask_columns([var], given={var: [1.0]})
+
+
+def test_columns_too_large_for_exact_are_sampled_under_auto(alarm):
+    """A contraction over the memory allowed: ``exact`` refuses it, ``auto`` samples the rows."""
+    tight = dict(device="cpu", samples=2, max_bytes=64, particles=40_000, seed=1)
+    with pytest.raises(QueryError, match="GiB allowed"):
+        Oracle(alarm, method="exact", **tight).ask_columns(["CO"], do={"HR": [0, 2]})
+    sampled = Oracle(alarm, method="auto", **tight).ask_columns(["CO"], do={"HR": [0, 2]})
+    exact = Oracle(alarm, device="cpu", samples=2).ask_columns(["CO"], do={"HR": [0, 2]})
+    assert sampled["CO"].shape == (2, 3)
+    assert (sampled["CO"] - exact["CO"]).abs().max() < 0.02
