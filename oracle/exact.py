@@ -112,7 +112,7 @@ class ExactEngine:
         self.prune = prune
         self.max_bytes = max_bytes
         self._symbol = {var: opt_einsum.get_symbol(i + 2) for i, var in enumerate(network.order)}
-        self._compiled: OrderedDict[tuple, tuple[dict, dict, torch.Tensor]] = OrderedDict()
+        self._compiled: OrderedDict[tuple, tuple[tuple, dict, dict, torch.Tensor]] = OrderedDict()
         self._met: dict[tuple, None] = {}  # structures asked one query at a time before
         self._relevant: dict[tuple, frozenset[str]] = {}
 
@@ -229,19 +229,19 @@ class ExactEngine:
         net = self.network
         used = {v: tables[v] for v in needed if v not in do}
         soft = {v: likelihood[v] for v in needed if v in likelihood and v not in do}
+        key = (target, tuple(do), tuple(given))
+        # the very tensors it was made from (kept alive by the entry, so their ids are theirs)
+        signature = (tuple(map(id, used.values())), tuple(map(id, soft.values())))
+        kept = self._compiled.get(key)
+        if kept is not None and kept[0] == signature:
+            self._compiled.move_to_end(key)
+            return kept[3]
         if any(t.dim() != len(net.parents[v]) + 2 for v, t in used.items()) or any(l.dim() != 1 for l in soft.values()):
             return None
         samples = next((t.shape[0] for t in used.values()), 1)
         cells = samples * math.prod(net.card(v) for v in (*do, *given, target))
         if cells > _COMPILED_CELLS:
             return None
-        key = (target, tuple(do), tuple(given))
-        kept = self._compiled.get(key)
-        if kept is not None and kept[0].keys() == used.keys() and kept[1].keys() == soft.keys() and all(
-            kept[0][v] is t for v, t in used.items()
-        ) and all(kept[1][v] is t for v, t in soft.items()):
-            self._compiled.move_to_end(key)
-            return kept[2]
         like = {"dtype": next(iter(used.values())).dtype if used else torch.float64, "device": device}
         operands: list[torch.Tensor] = [torch.ones(samples, **like)]  # fixes the sample axis
         subscripts = [_SAMPLE]
@@ -272,7 +272,7 @@ class ExactEngine:
             joint = joint.unsqueeze(-1) * hot.reshape(
                 *[net.card(target) if j == position else 1 for j in range(joint.dim())], net.card(target)
             )
-        self._compiled[key] = (used, soft, joint)
+        self._compiled[key] = (signature, used, soft, joint)
         if len(self._compiled) > 256:
             self._compiled.popitem(last=False)
         return joint
@@ -281,12 +281,10 @@ class ExactEngine:
     def _read(table: torch.Tensor, do_states: torch.Tensor, given_states: torch.Tensor) -> torch.Tensor:
         """Each query's row of a compiled structure, conditioned: ``(S, B, card)`` (rows picked
         by their flat index into the structure's states)."""
-        samples, card, batch = table.shape[0], table.shape[-1], do_states.shape[0]
-        states = torch.cat([do_states, given_states], dim=1)
-        sizes = table.shape[1:-1]
-        flat = torch.zeros(batch, dtype=torch.long, device=states.device)
-        for j, size in enumerate(sizes):
-            flat = flat * size + states[:, j]
+        samples, card = table.shape[0], table.shape[-1]
+        states = torch.cat([do_states, given_states], dim=1) if given_states.shape[1] else do_states
+        strides = [math.prod(table.shape[1 + j + 1 : -1]) for j in range(states.shape[1])]
+        flat = states @ torch.tensor(strides, dtype=states.dtype, device=states.device)
         return _conditioned(table.reshape(samples, -1, card).index_select(1, flat))
 
 
