@@ -283,9 +283,15 @@ class ExactEngine:
         by their flat index into the structure's states)."""
         samples, card = table.shape[0], table.shape[-1]
         states = torch.cat([do_states, given_states], dim=1) if given_states.shape[1] else do_states
-        strides = [math.prod(table.shape[1 + j + 1 : -1]) for j in range(states.shape[1])]
-        flat = states @ torch.tensor(strides, dtype=states.dtype, device=states.device)
+        strides = _strides(tuple(table.shape[1:-1]), states.device)
+        flat = states @ strides
         return _conditioned(table.reshape(samples, -1, card).index_select(1, flat))
+
+
+@lru_cache(maxsize=1024)
+def _strides(sizes: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """Row-major strides of a compiled structure's state axes, as a long tensor."""
+    return torch.tensor([math.prod(sizes[j + 1 :]) for j in range(len(sizes))], dtype=torch.long, device=device)
 
 
 def _conditioned(joint: torch.Tensor) -> torch.Tensor:
@@ -295,9 +301,14 @@ def _conditioned(joint: torch.Tensor) -> torch.Tensor:
     precision is gone) cannot be conditioned on: an error for the posterior mean, NaN for a
     parameter draw (left out of the interval's quantiles)."""
     total = joint.sum(-1, keepdim=True)
-    info = torch.finfo(total.dtype)
-    floor = info.tiny / info.eps
+    floor = _FLOOR[total.dtype]
     impossible = total[0, :, 0] <= floor
     if bool(impossible.any()):
         raise ImpossibleEvidence(int(impossible.nonzero()[0]))
+    if total.shape[0] == 1:  # the posterior mean alone: every row is possible
+        return joint / total
     return torch.where(total > floor, joint / total.clamp_min(floor), torch.nan)
+
+
+_FLOOR = {t: torch.finfo(t).tiny / torch.finfo(t).eps for t in (torch.float64, torch.float32, torch.float16, torch.bfloat16)}
+"""Below this, a probability has lost its precision (subnormal): evidence that weighs less is impossible."""
