@@ -164,7 +164,7 @@ class ExactEngine:
             table = None
             key = (target, tuple(do), tuple(given))
             if batch > 1 or key in self._met:  # a structure met once is not worth compiling yet
-                table = self._answers(tables, likelihood, do, given, target, needed, do_states.device)
+                table = self._answers(key, tables, likelihood, needed, do_states.device)
             else:
                 self._met[key] = None
                 if len(self._met) > 4096:
@@ -172,33 +172,59 @@ class ExactEngine:
             if table is not None:
                 out[target] = self._read(table, do_states, given_states)
                 continue
-            hot = one_hot()
-            operands: list[torch.Tensor] = [torch.ones(samples, batch, **like)]  # fixes the output's axes
-            subscripts = [_SAMPLE + _BATCH]
-            for var in sorted(needed, key=net.position.__getitem__):
-                axes = self._symbol[var]
-                if var in do:
-                    operands.append(hot[var])
-                    subscripts.append(_BATCH + axes)
-                    continue
-                table = tables[var]
-                operands.append(table)
-                lead = _SAMPLE + (_BATCH if table.dim() == len(net.shape(var)) + 2 else "")
-                subscripts.append(lead + "".join(self._symbol[p] for p in net.parents[var]) + axes)
-                if var in hot:
-                    operands.append(hot[var])
-                    subscripts.append(_BATCH + axes)
-                if var in likelihood:
-                    vec = likelihood[var].to(**like)
-                    operands.append(vec)
-                    subscripts.append((_BATCH if vec.dim() == 2 else "") + axes)
-            equation = _letters(",".join(subscripts) + "->" + _SAMPLE + _BATCH + self._symbol[target])
-            expr, largest = _plan(equation, tuple(tuple(op.shape) for op in operands))
-            itemsize = torch.empty((), dtype=like["dtype"]).element_size()
-            if self.max_bytes is not None and largest * itemsize > self.max_bytes:
-                raise TooLarge(target, largest, itemsize, self.max_bytes)
+            operands, subscripts = self._operands(needed, do, tables, likelihood, like, one_hot())
+            operands.insert(0, torch.ones(samples, batch, **like))  # fixes the output's axes
+            subscripts.insert(0, _SAMPLE + _BATCH)
+            expr, largest = self._planned(operands, subscripts, _SAMPLE + _BATCH + self._symbol[target])
+            if self.max_bytes is not None and largest > self.max_bytes:
+                itemsize = operands[0].element_size()
+                raise TooLarge(target, largest // itemsize, itemsize, self.max_bytes)
             out[target] = _conditioned(expr(*operands))
         return out
+
+    def _operands(
+        self,
+        needed: set[str],
+        do: Sequence[str],
+        tables: Mapping[str, torch.Tensor],
+        likelihood: Mapping[str, torch.Tensor],
+        like: dict,
+        hot: Mapping[str, torch.Tensor] | None = None,
+    ) -> tuple[list[torch.Tensor], list[str]]:
+        """The needed variables' tables and soft evidence as einsum operands, in topological order.
+        With ``hot`` (batch one-hot vectors of the set and seen variables) a set variable is its
+        vector and a seen one is multiplied by it; without, a set variable adds nothing (its axis
+        stays free) and seen ones stay free too."""
+        net = self.network
+        operands: list[torch.Tensor] = []
+        subscripts: list[str] = []
+        for var in sorted(needed, key=net.position.__getitem__):
+            axes = self._symbol[var]
+            if var in do:
+                if hot is not None:
+                    operands.append(hot[var])
+                    subscripts.append(_BATCH + axes)
+                continue
+            table = tables[var]
+            operands.append(table)
+            lead = _SAMPLE + (_BATCH if table.dim() == len(net.parents[var]) + 3 else "")
+            subscripts.append(lead + "".join(self._symbol[p] for p in net.parents[var]) + axes)
+            if hot is not None and var in hot:
+                operands.append(hot[var])
+                subscripts.append(_BATCH + axes)
+            if var in likelihood:
+                vec = likelihood[var].to(**like)
+                operands.append(vec)
+                subscripts.append((_BATCH if vec.dim() == 2 else "") + axes)
+        return operands, subscripts
+
+    @staticmethod
+    def _planned(operands: list[torch.Tensor], subscripts: list[str], output: str):
+        """The contraction of these operands into ``output`` (cached per equation and shapes), and
+        the bytes of its largest intermediate."""
+        equation = _letters(",".join(subscripts) + "->" + output)
+        expr, largest = _plan(equation, tuple(tuple(op.shape) for op in operands))
+        return expr, largest * operands[0].element_size()
 
     def needed(self, targets: Sequence[str], do: Sequence[str], evidence: Sequence[str]) -> set[str]:
         """:func:`relevant`, remembered per (targets, do, evidence): asked again for every query."""
@@ -214,11 +240,9 @@ class ExactEngine:
 
     def _answers(
         self,
+        key: tuple[str, tuple[str, ...], tuple[str, ...]],
         tables: Mapping[str, torch.Tensor],
         likelihood: Mapping[str, torch.Tensor],
-        do: Sequence[str],
-        given: Sequence[str],
-        target: str,
         needed: set[str],
         device: torch.device,
     ) -> torch.Tensor | None:
@@ -227,9 +251,9 @@ class ExactEngine:
         batch of it is read off by indexing.  Kept for the same tables (the same tensors); None
         where the tables or soft evidence differ per query, or the table would be too large."""
         net = self.network
+        target, do, given = key  # the structure: (target, set variables, seen variables)
         used = {v: tables[v] for v in needed if v not in do}
         soft = {v: likelihood[v] for v in needed if v in likelihood and v not in do}
-        key = (target, tuple(do), tuple(given))
         # the very tensors it was made from (kept alive by the entry, so their ids are theirs)
         signature = (tuple(map(id, used.values())), tuple(map(id, soft.values())))
         kept = self._compiled.get(key)
@@ -243,27 +267,17 @@ class ExactEngine:
         if cells > _COMPILED_CELLS:
             return None
         like = {"dtype": next(iter(used.values())).dtype if used else torch.float64, "device": device}
-        operands: list[torch.Tensor] = [torch.ones(samples, **like)]  # fixes the sample axis
-        subscripts = [_SAMPLE]
-        for var in do:  # a set variable's axis, whether or not anything reads it
-            operands.append(torch.ones(net.card(var), **like))
-            subscripts.append(self._symbol[var])
-        for var in sorted(needed, key=net.position.__getitem__):
-            if var in do:
-                continue
-            operands.append(used[var])
-            subscripts.append(_SAMPLE + "".join(self._symbol[p] for p in net.parents[var]) + self._symbol[var])
-            if var in soft:
-                operands.append(soft[var].to(**like))
-                subscripts.append(self._symbol[var])
+        operands, subscripts = self._operands(needed, do, tables, soft, like)
+        # the sample axis, and each set variable's axis whether or not anything reads it
+        operands[:0] = [torch.ones(samples, **like), *(torch.ones(net.card(v), **like) for v in do)]
+        subscripts[:0] = [_SAMPLE, *(self._symbol[v] for v in do)]
         free = [*do, *given]
         if target not in free:
             free.append(target)
-        output = _SAMPLE + "".join(self._symbol[v] for v in free)
-        equation = _letters(",".join(subscripts) + "->" + output)
-        expr, largest = _plan(equation, tuple(tuple(op.shape) for op in operands))
-        itemsize = torch.empty((), dtype=like["dtype"]).element_size()
-        if largest > 4 * _COMPILED_CELLS or (self.max_bytes is not None and largest * itemsize > self.max_bytes):
+        expr, largest = self._planned(operands, subscripts, _SAMPLE + "".join(self._symbol[v] for v in free))
+        if largest > 4 * _COMPILED_CELLS * operands[0].element_size() or (
+            self.max_bytes is not None and largest > self.max_bytes
+        ):
             return None  # every state at once is too much: query by query (one-hot vectors) instead
         joint = expr(*operands)
         if target in do or target in given:  # the target is set or seen: its axis is the answer's, one-hot
