@@ -19,10 +19,9 @@ from oracle.exact import ExactEngine, ImpossibleEvidence, TooLarge, relevant
 from oracle.gaussian import Z90, gaussian_marginals
 from oracle.junction import JunctionTree
 from oracle.params import draw_tables
-from oracle.query import Answer, Density, Distribution, Query, QueryError, Resolved, resolve, variable_name
+from oracle.query import Answer, Density, Distribution, Query, QueryError, Resolved, index_of_state, resolve, variable_name
 from oracle.sample import Sampler
 from worldmodel.compile import BeliefState
-from worldmodel.errors import unknown
 from worldmodel.model import Model
 
 INTERVAL = (0.05, 0.95)
@@ -248,9 +247,7 @@ class Oracle:
                 try:
                     posts, method, stderr = self._answer([resolved[i] for i in chunk], [states[i] for i in chunk], draws)
                 except ImpossibleEvidence as err:
-                    if len(resolved) == 1:
-                        raise
-                    raise QueryError(f"query {chunk[err.index] + 1}: {err}") from None
+                    raise _in_batch(err, chunk[err.index], len(resolved)) from None
                 if method == "exact":
                     self._seen.add(resolved[chunk[0]].structure[1:])
                 rows = {t: p.cpu().unbind(1) for t, p in posts.items()}
@@ -297,9 +294,7 @@ class Oracle:
             posts, impossible = tree.marginals(tables, self._likelihoods(chunk_states), *self._settings(members), rows, len(chunk))
             if bool(impossible[0].any()):
                 b = int(impossible[0].nonzero()[0])
-                if len(resolved) == 1:
-                    raise ImpossibleEvidence(b)
-                raise QueryError(f"query {chunk[b] + 1}: {ImpossibleEvidence(b)}")
+                raise _in_batch(ImpossibleEvidence(b), chunk[b], len(resolved))
             posts = {t: p.cpu() for t, p in posts.items()}
             place = {t: {b: j for j, b in enumerate(bs)} for t, bs in asking.items()}
             for b, (i, r) in enumerate(zip(chunk, members)):
@@ -494,6 +489,11 @@ class Oracle:
         return {v: made[v] for v in names}
 
 
+def _in_batch(err: ImpossibleEvidence, at: int, queries: int) -> QueryError:
+    """Impossible evidence of the query at ``at``: named by its number when it came in a batch."""
+    return err if queries == 1 else QueryError(f"query {at + 1}: {err}")
+
+
 def _state_column(net, var: str, column, device: torch.device) -> torch.Tensor:
     """A column of states (names or indices) as a long tensor of state indices, every row checked."""
     if var in net.continuous:
@@ -502,14 +502,12 @@ def _state_column(net, var: str, column, device: torch.device) -> torch.Tensor:
     if len(column) == 0:
         return torch.zeros(0, dtype=torch.long, device=device)
     if isinstance(column[0], str):
-        index_of = net.state_index[var]
-        found = [index_of.get(s, -1) for s in column]
-        for row, (i, s) in enumerate(zip(found, column)):
-            if i < 0:
-                folded = [k for k in index_of if k.casefold() == str(s).strip().casefold()]
-                if len(folded) != 1:
-                    raise QueryError(f"row {row + 1}: {unknown(f'state of {var}', str(s), net.states[var])}")
-                found[row] = index_of[folded[0]]
+        found = []
+        for row, s in enumerate(column):
+            try:
+                found.append(index_of_state(net, var, str(s)))
+            except QueryError as err:
+                raise QueryError(f"row {row + 1}: {err}") from None
         return torch.tensor(found, dtype=torch.long, device=device)
     try:
         values = torch.as_tensor(column, device=device)

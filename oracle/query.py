@@ -104,6 +104,13 @@ def variable_name(network: Network, name: str, what: str) -> str:
     return name if name in network.position else _match(name, network.position, f"variable in {what}")
 
 
+def index_of_state(network: Network, var: str, state: str) -> int:
+    """The index of one of a discrete variable's states, named as the model spells it (case and
+    surrounding space forgiven)."""
+    found = network.state_index[var].get(state)
+    return found if found is not None else network.state_index[var][_match(state, network.states[var], f"state of {var}")]
+
+
 def resolve(
     query: Query, network: Network, parties: Sequence[Party], default_party: Party, echo: bool = True
 ) -> Resolved:
@@ -113,19 +120,11 @@ def resolve(
     if party not in parties:
         raise QueryError(f"this model has no party {party!r}: ask as {' or '.join(parties)}")
 
-    index_of = network.state_index
-
     def assignments(items: Mapping[str, str], what: str) -> tuple[tuple[str, int | float], ...]:
         out: dict[str, int | float] = {}
         for var, state in items.items():
-            name = var if var in index_of else _match(var, network.position, f"variable in {what}")
-            if name in network.continuous:
-                out[name] = _number(name, state)
-                continue
-            found = index_of[name].get(state)
-            if found is None:
-                found = index_of[name][_match(state, network.states[name], f"state of {name}")]
-            out[name] = found
+            name = variable_name(network, var, what)
+            out[name] = _number(name, state) if name in network.continuous else index_of_state(network, name, state)
         return tuple(out.items())
 
     def text(name: str, value: int | float) -> str:
@@ -142,7 +141,7 @@ def resolve(
         raise QueryError(f"{decision} is the decision: set it with do {decision}=<action>, it cannot be observed")
     if query.outcomes:
         outcomes = tuple(
-            dict.fromkeys(o if o in index_of else _match(o, network.position, "outcome variable") for o in query.outcomes)
+            dict.fromkeys(o if o in network.position else _match(o, network.position, "outcome variable") for o in query.outcomes)
         )
     else:
         outcomes = network.outcomes or tuple(v for v in network.order if v not in dict(do) and v not in dict(given))
