@@ -72,41 +72,31 @@ class Sampler:
             {v: given_states[:, j] for j, v in enumerate(given)}, normal or {}, set_values or {}, seen_values or {},
             net.order if only is None else sorted(only, key=net.position.__getitem__), samples, batch, dtype,
         )
-        if any(t in net.continuous for t in targets):  # quantiles need every particle at once
-            values, log_weight = self._draw(context, particles, generator)
-            top = log_weight.amax(-1, keepdim=True)
-            _check_possible(top)
-            w = torch.exp(log_weight - top.clamp_min(torch.finfo(dtype).min))
-            total = w.sum(-1, keepdim=True)
-            p, stderr = {}, {}
-            for target in targets:
-                if target in net.continuous:
-                    p[target], stderr[target] = _summarise_continuous(values[target], w, total)
-                else:
-                    p[target], stderr[target] = _discrete(_Sums.of(values[target], w, net.card(target)))
-            return Estimate(p=p, stderr=stderr, ess=total.squeeze(-1) ** 2 / (w * w).sum(-1))
-        # Discrete targets: particles in chunks small enough to stay in cache, summed as they go
-        # (weights relative to the best particle so far, rescaled when a better one comes).
-        step = max(1, min(particles, _CHUNK // max(1, samples * batch)))
+        # Particles in chunks small enough to stay in cache, summed as they go (weights relative to
+        # the best particle so far, rescaled when a better one comes); in one chunk when the
+        # quantiles of a continuous target need every particle at once.
+        discrete = {t: net.card(t) for t in targets if t not in net.continuous}
+        whole = len(discrete) < len(targets)
+        step = particles if whole else max(1, min(particles, _CHUNK // max(1, samples * batch)))
         top = torch.full((samples, batch, 1), float("-inf"), dtype=dtype, device=do_states.device)
-        sums: dict[str, _Sums] = {}
+        sums: _Sums | None = None
         for start in range(0, particles, step):
             values, log_weight = self._draw(context, min(step, particles - start), generator)
             best = torch.maximum(top, log_weight.amax(-1, keepdim=True))
             floor = best.clamp_min(torch.finfo(dtype).min)
-            scale = torch.exp(top - floor)
             w = torch.exp(log_weight - floor)
-            for target in targets:
-                fresh = _Sums.of(values[target], w, net.card(target))
-                sums[target] = fresh if target not in sums else sums[target].rescaled(scale).plus(fresh)
+            fresh = _Sums.of({t: values[t] for t in discrete}, w, discrete)
+            sums = fresh if sums is None else sums.rescaled(torch.exp(top - floor)).plus(fresh)
             top = best
         _check_possible(top)
+        assert sums is not None
         p, stderr = {}, {}
         for target in targets:
-            p[target], stderr[target] = _discrete(sums[target])
-        first = sums[targets[0]] if targets else None
-        ess = first.w.squeeze(-1) ** 2 / first.w2.squeeze(-1) if first is not None else torch.full((samples, batch), float(particles))
-        return Estimate(p=p, stderr=stderr, ess=ess)
+            if target in discrete:
+                p[target], stderr[target] = sums.estimate(target)
+            else:  # one chunk: its weights are all the weights
+                p[target], stderr[target] = _summarise_continuous(values[target], w, sums.w)
+        return Estimate(p=p, stderr=stderr, ess=sums.w.squeeze(-1) ** 2 / sums.w2.squeeze(-1))
 
     def _draw(self, c: "_Context", particles: int, generator: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """One chunk of particles ``(S, B, particles)``: every needed variable's values, and the
@@ -224,37 +214,44 @@ class _Context:
 
 @dataclass(frozen=True)
 class _Sums:
-    """Weighted counts of a discrete target's states over particles: sum w, sum w^2, and per
-    state sum w and sum w^2 (shapes ``(S, B, 1)`` and ``(S, B, card)``)."""
+    """Sums over particles of the weights w and w^2 ``(S, B, 1)``, and per discrete target and
+    state of w and w^2 ``(S, B, card)``."""
 
     w: torch.Tensor
     w2: torch.Tensor
-    w_state: torch.Tensor
-    w2_state: torch.Tensor
+    w_state: dict[str, torch.Tensor]
+    w2_state: dict[str, torch.Tensor]
 
     @staticmethod
-    def of(values: torch.Tensor, w: torch.Tensor, card: int) -> "_Sums":
-        values = values.expand_as(w).long()
+    def of(values: Mapping[str, torch.Tensor], w: torch.Tensor, cards: Mapping[str, int]) -> "_Sums":
         w2 = w * w
-        zeros = torch.zeros(*w.shape[:-1], card, dtype=w.dtype, device=w.device)
-        return _Sums(
-            w.sum(-1, keepdim=True), w2.sum(-1, keepdim=True),
-            zeros.scatter_add(-1, values, w), zeros.scatter_add(-1, values, w2),
-        )
+        by_state, by_state2 = {}, {}
+        for t, v in values.items():
+            index = v.expand_as(w).long()
+            zeros = torch.zeros(*w.shape[:-1], cards[t], dtype=w.dtype, device=w.device)
+            by_state[t], by_state2[t] = zeros.scatter_add(-1, index, w), zeros.scatter_add(-1, index, w2)
+        return _Sums(w.sum(-1, keepdim=True), w2.sum(-1, keepdim=True), by_state, by_state2)
 
     def rescaled(self, scale: torch.Tensor) -> "_Sums":
-        return _Sums(self.w * scale, self.w2 * scale * scale, self.w_state * scale, self.w2_state * scale * scale)
+        square = scale * scale
+        return _Sums(
+            self.w * scale, self.w2 * square,
+            {t: s * scale for t, s in self.w_state.items()}, {t: s * square for t, s in self.w2_state.items()},
+        )
 
     def plus(self, other: "_Sums") -> "_Sums":
-        return _Sums(self.w + other.w, self.w2 + other.w2, self.w_state + other.w_state, self.w2_state + other.w2_state)
+        return _Sums(
+            self.w + other.w, self.w2 + other.w2,
+            {t: s + other.w_state[t] for t, s in self.w_state.items()},
+            {t: s + other.w2_state[t] for t, s in self.w2_state.items()},
+        )
 
-
-def _discrete(sums: _Sums) -> tuple[torch.Tensor, torch.Tensor]:
-    """Self-normalised estimate of each state's probability and its delta-method standard error:
-    sqrt(sum w^2 (1[state] - p)^2) / sum w, expanded over the one-hot indicator."""
-    p = sums.w_state / sums.w
-    spread = sums.w2_state * (1 - 2 * p) + p * p * sums.w2
-    return p, spread.clamp_min(0).sqrt() / sums.w
+    def estimate(self, target: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Self-normalised estimate of each state's probability and its delta-method standard
+        error: sqrt(sum w^2 (1[state] - p)^2) / sum w, expanded over the one-hot indicator."""
+        p = self.w_state[target] / self.w
+        spread = self.w2_state[target] * (1 - 2 * p) + p * p * self.w2
+        return p, spread.clamp_min(0).sqrt() / self.w
 
 
 def _check_possible(top: torch.Tensor) -> None:
