@@ -155,7 +155,6 @@ class JunctionTree:
         self._stores: list[tuple[tuple, dict]] = []
         self.cells = sum(size)
         """Numbers held per query and draw by the clique tables (the pass keeps about twice this)."""
-        self.largest = max(size)
 
     # -- shapes ------------------------------------------------------------------------------
 
