@@ -5,8 +5,8 @@ are intervened on, which are observed, which are reported): the intervened and
 observed states travel as batch-indexed one-hot vectors, so the whole batch is
 one contraction per reported variable.  Tables may carry a leading *sample*
 axis (draws of the Dirichlet rows): the posterior mean and every draw are then
-contracted at once.  Contraction paths come from opt_einsum and are cached per
-equation and shapes.
+contracted at once.  Contraction paths come from greedy variable elimination
+(:mod:`oracle.paths`) and are cached per equation and shapes.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from functools import lru_cache
 import opt_einsum
 import torch
 
+from oracle.paths import elimination_path
 from oracle.query import QueryError
 from worldmodel.compile import Network
 
@@ -79,27 +80,54 @@ def _letters(equation: str) -> str:
     return equation.translate(table)
 
 
+_SEARCH_CELLS = 1 << 16
+"""An elimination path whose largest intermediate holds more numbers than this is compared with
+opt_einsum's greedy search (about 1 ms more, once per structure), and the smaller one kept."""
+
+
 @lru_cache(maxsize=4096)
 def _plan(equation: str, shapes: tuple[tuple[int, ...], ...]):
-    """A contraction path for the equation and shapes (cached: path finding is costly) as a
-    function of the operands, and the size of its largest intermediate.
+    """A contraction path for the equation and shapes (cached per structure), as a function of
+    the operands, and the size of its largest intermediate.
 
-    The pairwise steps opt_einsum planned run as plain ``torch.einsum`` calls, each step's
-    indices renamed to letters once here: no second parse of the whole equation (which
-    ``contract_expression`` would do) and no per-call renaming."""
-    path, info = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize="greedy")
-    steps = [(inds, _letters(step)) for inds, _, step, _, _ in info.contraction_list]
-    if any(not step.replace(",", "").replace("->", "").isascii() for _, step in steps):  # > 52 indices in one step
-        expression = opt_einsum.contract_expression(equation, *shapes, optimize=path)
-        return (lambda *operands: expression(*operands, backend="torch")), int(info.largest_intermediate)
+    The path is greedy variable elimination (:mod:`oracle.paths`: a fraction of a millisecond,
+    where opt_einsum's search takes one to several); where its largest intermediate is big,
+    opt_einsum's greedy path is found too and the one with the smaller largest intermediate
+    kept.  The pairwise steps run as plain ``torch.einsum`` calls, each step's indices renamed
+    to letters once here.  A step of more than 52 indices (which ``torch.einsum`` cannot
+    name) runs through opt_einsum instead."""
+    inputs, output = equation.split("->")
+    steps, largest = elimination_path(inputs.split(","), shapes, output)
+    if largest > _SEARCH_CELLS:
+        _, info = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize="greedy")
+        if info.largest_intermediate < largest:
+            steps, largest = _as_steps(info.contraction_list, len(shapes)), int(info.largest_intermediate)
+    renamed = [(ids, _letters(step)) for ids, step in steps]
+    if any(not step.replace(",", "").replace("->", "").isascii() for _, step in renamed):
+        expression = opt_einsum.contract_expression(equation, *shapes, optimize="greedy")
+        return (lambda *operands: expression(*operands, backend="torch")), largest
+    count = len(shapes)
 
     def contract(*operands: torch.Tensor) -> torch.Tensor:
-        stack = list(operands)
-        for inds, step in steps:
-            stack.append(torch.einsum(step, *[stack.pop(i) for i in inds]))
-        return stack[0]
+        values: list[torch.Tensor | None] = [*operands, *[None] * len(renamed)]
+        for at, (ids, step) in enumerate(renamed, start=count):
+            values[at] = torch.einsum(step, *[values[i] for i in ids])
+            for i in ids:
+                values[i] = None  # each intermediate is used once: free it
+        return values[-1]
 
-    return contract, int(info.largest_intermediate)
+    return contract, largest
+
+
+def _as_steps(contraction_list, count: int) -> list[tuple[tuple[int, ...], str]]:
+    """opt_einsum's steps (positions popped from a stack of operands, the result pushed) as
+    steps over operand ids, like :func:`oracle.paths.elimination_path`'s."""
+    stack = list(range(count))
+    steps = []
+    for at, (inds, _, step, _, _) in enumerate(contraction_list, start=count):
+        steps.append((tuple(stack.pop(i) for i in inds), step))
+        stack.append(at)
+    return steps
 
 
 class ExactEngine:
