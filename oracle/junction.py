@@ -39,6 +39,10 @@ class _Clique:
     shape: tuple[int, ...]
 
 
+_TOUCHED = 2.5
+"""Variables a typical query sets or sees (the root of the tree is chosen for such queries)."""
+
+
 def elimination_cliques(
     network: Network, variables: Sequence[str], max_cells: float = math.inf
 ) -> list[frozenset[str]] | None:
@@ -111,20 +115,6 @@ class JunctionTree:
                         shared = set(self.cliques[a].variables) & set(self.cliques[b].variables)
                         graph.add_edge(a, b, weight=len(shared))
         tree = nx.maximum_spanning_tree(graph)
-        # Root each connected part at its largest clique; parents before children.
-        self.parent: dict[int, int | None] = {}
-        self.order: list[int] = []
-        for part in nx.connected_components(tree):
-            root = max(part, key=lambda i: math.prod(self.cliques[i].shape))
-            self.parent[root] = None
-            for a, b in nx.bfs_edges(tree, root):
-                self.parent[b] = a
-            self.order.extend([root, *(b for _, b in nx.bfs_edges(tree, root))])
-        self.roots = [i for i in self.order if self.parent[i] is None]
-        self.children: dict[int, list[int]] = {i: [] for i in self.order}
-        for i in self.order:
-            if self.parent[i] is not None:
-                self.children[self.parent[i]].append(i)
         # Each table (and each variable's evidence) lives in the smallest clique holding its family;
         # each variable's marginal is read from the smallest clique holding it.
         size = [math.prod(c.shape) for c in self.cliques]
@@ -136,6 +126,20 @@ class JunctionTree:
                 (i for i in holding[v] if family <= set(self.cliques[i].variables)), key=size.__getitem__
             )
             self.home[v] = min(holding[v], key=size.__getitem__)
+        # Root each connected part where a typical query costs least; parents before children.
+        self.parent: dict[int, int | None] = {}
+        self.order: list[int] = []
+        for part in nx.connected_components(tree):
+            root = self._cheapest_root(tree, part, size)
+            self.parent[root] = None
+            for a, b in nx.bfs_edges(tree, root):
+                self.parent[b] = a
+            self.order.extend([root, *(b for _, b in nx.bfs_edges(tree, root))])
+        self.roots = [i for i in self.order if self.parent[i] is None]
+        self.children: dict[int, list[int]] = {i: [] for i in self.order}
+        for i in self.order:
+            if self.parent[i] is not None:
+                self.children[self.parent[i]].append(i)
         self.assigned: dict[int, list[str]] = {i: [] for i in self.order}
         for v in net.order:
             self.assigned[self.family_home[v]].append(v)
@@ -156,6 +160,43 @@ class JunctionTree:
         self._stores: list[tuple[tuple, dict]] = []
         self.cells = sum(size)
         """Numbers held per query and draw by the clique tables (the pass keeps about twice this)."""
+
+    def _cheapest_root(self, tree: nx.Graph, part: set[int], size: list[int]) -> int:
+        """The clique of ``part`` at which rooting makes a typical query cheapest.
+
+        A pass computes a clique for the queries that set or see a variable whose table lies
+        in its subtree (going up) and for those that ask about a variable read from its
+        subtree (going down).  With queries that set or see :data:`_TOUCHED` variables and ask
+        about one, each drawn uniformly, a clique costs its size times the chance of each;
+        the total is found for every root at once (moving the root to a neighbour changes
+        only the two cliques' subtrees)."""
+        count = len(self.network.order)
+        own_t = dict.fromkeys(part, 0.0)
+        own_a = dict.fromkeys(part, 0.0)
+        for v in self.network.order:
+            if self.family_home[v] in own_t:
+                own_t[self.family_home[v]] += 1 / count
+            if self.home[v] in own_a:
+                own_a[self.home[v]] += 1 / count
+
+        def chance(t: float, a: float) -> float:
+            return 1 - (1 - min(t, 1.0)) ** _TOUCHED + a
+
+        start = min(part)
+        edges = list(nx.bfs_edges(tree, start))
+        below_t, below_a = dict(own_t), dict(own_a)  # subtree sums when rooted at ``start``
+        for a, b in reversed(edges):
+            below_t[a] += below_t[b]
+            below_a[a] += below_a[b]
+        all_t, all_a = below_t[start], below_a[start]
+        cost = {start: sum(size[i] * chance(below_t[i], below_a[i]) for i in part)}
+        for a, b in edges:  # the root moves from a to its child b
+            cost[b] = (
+                cost[a]
+                - size[a] * chance(all_t, all_a) + size[a] * chance(all_t - below_t[b], all_a - below_a[b])
+                - size[b] * chance(below_t[b], below_a[b]) + size[b] * chance(all_t, all_a)
+            )
+        return min(sorted(part), key=lambda i: (round(cost[i], 9), -size[i]))
 
     # -- shapes ------------------------------------------------------------------------------
 
@@ -410,6 +451,11 @@ def _normalised(m: torch.Tensor) -> torch.Tensor:
     return m / total.clamp_min(torch.finfo(m.dtype).tiny)
 
 
+_ALL_ROWS = 0.5
+"""A clique needed by at least this share of a batch is computed for all of it (rows that do not
+need it get its clean values, computed alike): cheaper than gathering the rows apart."""
+
+
 class _Rows:
     """Which queries each clique is computed for: all of them (``None``), some (a long tensor of
     rows, ascending), or none (every query takes the clique's clean version)."""
@@ -421,7 +467,7 @@ class _Rows:
         self._none: torch.Tensor = torch.zeros(0, dtype=torch.long)
         for i, mask in masks.items():
             found = mask.nonzero().flatten()
-            self._rows[i] = None if len(found) == batch else found
+            self._rows[i] = None if len(found) >= _ALL_ROWS * batch else found
             self._none = found[:0]
 
     def of(self, i: int) -> torch.Tensor | None:
