@@ -229,7 +229,6 @@ def forget(oracle) -> None:
 
     exact_module._plan.cache_clear()
     oracle._tree = False
-    oracle._seen.clear()
     for kept in (oracle._engine._compiled, oracle._engine._met, oracle._engine._relevant):
         kept.clear()
     gc.collect()

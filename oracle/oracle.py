@@ -49,10 +49,7 @@ hailfinder queries: 4,900 q/s at 2^21, 8,300 at 2^23, 12,300 at 2^24; peak memor
 _TREE_MAX_CELLS = 1 << 17
 """A junction tree holding more numbers per query than this (pathfinder 183k, pigs 709k, water
 3.7M) costs more per query than finding and running each structure's own pruned contraction
-(about 1.5 ms); below it (insurance 47k, hailfinder 9.5k, alarm 1k) the tree is faster."""
-_TREE_ALONE = 4
-"""Up to this many queries of one structure go through the junction tree the first time it is
-asked (no contraction path to find); more, or a structure asked before, are one einsum contraction."""
+(about 0.7 ms); below it (insurance 47k, hailfinder 9.5k, alarm 1k) the tree is faster."""
 
 
 class Oracle:
@@ -92,7 +89,6 @@ class Oracle:
         self.max_bytes = max_bytes
         self._engine = ExactEngine(model.network, max_bytes=max_bytes)
         self._tree: JunctionTree | None | bool = False  # False: not built yet; None: none fits
-        self._seen: set[tuple] = set()  # structures asked before (the einsum engine takes them from then on)
         self._sampler = Sampler(model.network)
         self._cache: OrderedDict[tuple[int, bool], tuple[BeliefState, dict[str, torch.Tensor]]] = OrderedDict()
 
@@ -250,8 +246,6 @@ class Oracle:
                     posts, method, stderr = self._answer([resolved[i] for i in chunk], [states[i] for i in chunk], draws)
                 except ImpossibleEvidence as err:
                     raise _in_batch(err, chunk[err.index], len(resolved)) from None
-                if method == "exact":
-                    self._seen.add(resolved[chunk[0]].structure[1:])
                 rows = {t: p.cpu().unbind(1) for t, p in posts.items()}
                 for b, i in enumerate(chunk):
                     errors = None if stderr is None else {t: e[b].cpu() for t, e in stderr.items()}
@@ -268,19 +262,15 @@ class Oracle:
         return self._tree  # type: ignore[return-value]
 
     def _run_tree(self, resolved: list[Resolved], states: list[BeliefState], out: list) -> list[int]:
-        """Queries of more than one structure (or a few of a new one), without parameter draws, in
-        one junction tree pass per chunk (:mod:`oracle.junction`); fills ``out`` and returns the
-        indices left to the einsum engine."""
-        structures = {r.structure[1:] for r in resolved}
-        if self.method == "sampled" or (
-            len(structures) == 1 and (len(resolved) > _TREE_ALONE or structures <= self._seen)
-        ):
-            return list(range(len(resolved)))  # one structure: a cached contraction is as fast
+        """Queries of more than one structure, without parameter draws, in one junction tree pass
+        per chunk (:mod:`oracle.junction`); fills ``out`` and returns the indices left to the
+        einsum engine.  One structure is one einsum contraction: finding its path takes a
+        fraction of a millisecond, and alone it is 1.5-3x faster than a tree pass."""
+        if self.method == "sampled" or len({r.structure[1:] for r in resolved}) == 1:
+            return list(range(len(resolved)))
         tree = self._junction()
         if tree is None:
             return list(range(len(resolved)))
-        if len(structures) == 1:
-            self._seen.update(structures)  # asked again, it is worth finding its contraction path
         decision = self.model.network.decision
         mine = [i for i, r in enumerate(resolved) if decision is None or any(v == decision for v, _ in r.do)]
         step = max(1, _TREE_CELLS // tree.cells)

@@ -106,42 +106,40 @@ def test_mixed_batches_run_in_one_tree_pass_and_equal_the_einsum_engine(monkeypa
         assert torch.allclose(together[target], alone[target], atol=1e-13, rtol=0), q
 
 
-def test_one_structure_goes_to_the_tree_only_while_it_is_new_and_small(monkeypatch):
-    """A new structure asked once has no contraction path yet: the tree answers.  Many queries
-    of one structure, or a structure asked before, are one einsum contraction."""
+def test_one_structure_is_one_contraction_and_more_go_to_the_tree(monkeypatch):
+    """A batch of one structure (even a single new query) is one einsum contraction; a batch of
+    several structures is one tree pass; both give the same numbers."""
     model = load_model(DATA / "asia.bif.gz")
     calls = spy(monkeypatch)
     oracle = Oracle(model, device="cpu", samples=2)
     one = [Query(do={"smoke": "yes"}, outcomes=["dysp"])]
     many = [Query(do={"smoke": s}, given={"xray": x}, outcomes=["dysp"]) for s in ("yes", "no") for x in ("yes", "no")] * 2
     first = oracle.posterior_means(one)
-    assert calls == [1]
-    oracle.posterior_means(one)  # asked before
     oracle.posterior_means(many)  # 8 of one structure
-    oracle.posterior_means(many[:1])  # contracted before
-    assert calls == [1]
-    einsum = Oracle(model, device="cpu", samples=2)
-    einsum._tree = None
-    assert torch.allclose(first[0]["dysp"], einsum.posterior_means(one)[0]["dysp"], atol=1e-14, rtol=0)
+    assert calls == []
+    mixed = oracle.posterior_means([*one, many[0]])
+    assert calls == [2]
+    assert torch.allclose(first[0]["dysp"], mixed[0]["dysp"], atol=1e-14, rtol=0)
 
 
 def test_kept_messages_follow_the_tables(monkeypatch):
-    """Single queries alternating between parties' beliefs reuse each party's own kept messages:
-    the answers equal the einsum engine's, call after call."""
+    """Batches alternating between parties' beliefs reuse each party's own kept messages: the
+    answers equal the einsum engine's, call after call."""
     model = Model.from_scenario(load_scenario(EXAMPLE))
     net = model.network
     oracle = Oracle(model, device="cpu", samples=2)
     einsum = Oracle(model, device="cpu", samples=2)
     einsum._tree = None
     calls = spy(monkeypatch)
+    first, *others = net.outcomes
     for action in net.states[net.decision]:
         for party in PARTIES:
-            for outcome in net.outcomes:
-                q = Query(do={net.decision: action}, outcomes=[outcome], as_=party)
-                oracle._seen.clear()  # always new: always the tree
-                got, want = oracle.posterior_means([q])[0], einsum.posterior_means([q])[0]
-                assert torch.allclose(got[outcome], want[outcome], atol=1e-14, rtol=0), (action, party, outcome)
-    assert len(calls) == len(net.states[net.decision]) * len(PARTIES) * len(net.outcomes)
+            for outcome in others:
+                qs = [Query(do={net.decision: action}, outcomes=[o], as_=party) for o in (first, outcome)]
+                got, want = oracle.posterior_means(qs), einsum.posterior_means(qs)
+                for g, w, o in zip(got, want, (first, outcome)):
+                    assert torch.allclose(g[o], w[o], atol=1e-14, rtol=0), (action, party, o)
+    assert len(calls) == len(net.states[net.decision]) * len(PARTIES) * len(others)
 
 
 def test_chunks_of_a_large_batch_equal_one_pass(monkeypatch):
