@@ -86,7 +86,11 @@ def test_mixed_batches_equal_the_reference(raw, data):
             assert close(answer[var].tolist(), p, 1e-9), (q, var)
 
 
-def test_mixed_batches_run_in_one_tree_pass_and_equal_the_einsum_engine(monkeypatch):
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.01])
+def test_mixed_batches_run_in_one_tree_pass_and_equal_the_einsum_engine(monkeypatch, share):
+    """Whether cliques are computed for every query (share 0), for the queries that need them
+    only (above 1), or for all once half need them, the answers are the einsum engine's."""
+    monkeypatch.setattr("oracle.junction._ALL_ROWS", share)
     model = load_model(DATA / "alarm.bif.gz")
     oracle = Oracle(model, device="cpu", samples=2)
     einsum = Oracle(model, device="cpu", samples=2)
