@@ -288,10 +288,9 @@ class Oracle:
             if bool(impossible[0].any()):
                 b = int(impossible[0].nonzero()[0])
                 raise _in_batch(ImpossibleEvidence(b), chunk[b], len(resolved))
-            posts = {t: p.cpu() for t, p in posts.items()}
-            place = {t: {b: j for j, b in enumerate(bs)} for t, bs in asking.items()}
+            answered = {t: dict(zip(asking[t], p.cpu().unbind(1))) for t, p in posts.items()}  # row -> (S, card)
             for b, (i, r) in enumerate(zip(chunk, members)):
-                out[i] = ({t: posts[t][:, place[t][b]] for t in r.outcomes}, "exact", None)
+                out[i] = ({t: answered[t][b] for t in r.outcomes}, "exact", None)
         taken = set(mine)
         return [i for i in range(len(resolved)) if i not in taken]
 
