@@ -10,10 +10,10 @@ cliques of the network's triangulated moral graph — in one batched Hugin pass:
   subgraph of the full one, so one tree serves every intervention;
 - hard evidence is a one-hot likelihood vector per query, soft evidence (a party's
   observe facts) a likelihood vector, multiplied into a clique holding the variable;
-- every tensor carries two leading axes, ``S`` draws of the parameters and ``B``
-  queries (of size 1 where it is shared).  A clique is computed only for the queries
-  that set or see something below it (up) or ask about something below it (down); the
-  others share its clean version, computed once per set of tables.
+- every tensor carries two leading axes, ``S`` draws of the parameters and a batch axis
+  (of size 1 where it is shared).  Going up, a clique is computed once per distinct
+  pattern of what the queries set and see below it (queries touching nothing there
+  share one row); going down, only for the queries that ask about something below it.
 
 Messages are normalised per query as they go (no underflow however much is observed);
 evidence of probability zero leaves a zero total.  The tree is found once per network
@@ -157,7 +157,6 @@ class JunctionTree:
             self._into_self[i] = self._view(i, separator)
             self._out[i] = [2 + j for j, v in enumerate(self.cliques[i].variables) if v not in separator]
             self._down[i] = [2 + j for j, v in enumerate(self.cliques[p].variables) if v not in separator]
-        self._stores: list[tuple[tuple, dict]] = []
         self.cells = sum(size)
         """Numbers held per query and draw by the clique tables (the pass keeps about twice this)."""
 
@@ -239,74 +238,67 @@ class JunctionTree:
         ``{target: (S, B or those queries, card)}`` normalised over the last axis, and the
         ``(S, B)`` mask of queries whose evidence has probability 0 (their rows are NaN).
 
-        Each clique is computed only for the queries that need it: going up, those that set
-        or see something in its subtree; going down, those that ask about a variable read
-        from its subtree.  Every other query takes the clique's clean version (nothing in its
-        subtree set or seen), which is the same for every query and every call with the same
-        tables: those are kept (for the last few sets of tables).  On 1,000 mixed queries
-        (bench/oracle.py) the cliques needed hold 36% of the full pass's numbers on alarm,
-        25% on hailfinder and 63% on insurance (up and down together).
+        Going up, each clique is computed once per distinct *pattern* of the queries: what
+        they set and see among its own variables, and the patterns of its children.  Queries
+        that touch nothing below a clique share one pattern, and so do queries that touch the
+        same states below it, however they differ elsewhere: on 1,000 mixed hailfinder queries
+        (bench/oracle.py) the median clique has 29 patterns, and the 43 cliques 6,202 in all,
+        not 43,000.  Going down, a clique is computed only for the queries that ask about a
+        variable read from its subtree.
         """
         net = self.network
         wanted = dict(targets) if isinstance(targets, Mapping) else dict.fromkeys(targets)
         like = next(iter(tables.values()))
         kind = {"dtype": like.dtype, "device": like.device}
+        device = kind["device"]
         samples = max(t.shape[0] for t in tables.values())
-        every = torch.ones(batch, dtype=torch.bool, device=kind["device"])
-        # Which queries touch each clique's subtree: those that set or see a variable whose table
-        # lives there (or all of them, for soft evidence or tables that differ per query).
-        marks: dict[int, torch.Tensor] = {}
-
-        def mark(i: int, mask: torch.Tensor) -> None:
-            marks[i] = marks[i] | mask if i in marks else mask
-
-        for v, (mask, _) in (*do.items(), *given.items()):
-            mark(self.family_home[v], mask)
-        for v, vec in likelihood.items():
-            if vec.dim() == 2:
-                mark(self.family_home[v], every)
-        for v, t in tables.items():
-            if t.dim() == len(net.parents[v]) + 3:  # one table per query
-                mark(self.family_home[v], every)
-        rows = _Rows(self._below(marks), batch)
-        kept = self._kept(tables, likelihood)
-
-        def clean(i: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-            """The clique's belief and message to its parent when nothing in its subtree is set or
-            seen: the same for every query and every call with these tables (kept)."""
-            stack = [i]
-            while stack:  # children first, without recursion (trees can be deep)
-                j = stack[-1]
-                missing = [k for k in self.children[j] if k not in kept]
-                if missing:
-                    stack.extend(missing)
-                    continue
-                stack.pop()
-                if j in kept:
-                    continue
-                found = [f for var in self.assigned[j] for f in self._factors(
-                    var, tables.get(var), likelihood.get(var), None, None, 1, kind)]
-                found += [self._laid(k, kept[k][1]) for k in self.children[j]]
-                belief = self._belief(j, found, kind)
-                kept[j] = (belief, self._message(j, belief))
-            return kept[i]
-
-        # Up: each clique for the queries that touch its subtree only; the others take its clean message.
+        every = torch.ones(batch, dtype=torch.bool, device=device)
+        rows = torch.arange(batch, device=device)
+        # Up, children first: per clique, each query's pattern (an index into the clique's
+        # beliefs and messages, which hold one row per pattern).
+        pattern: dict[int, torch.Tensor | None] = {}
         up: dict[int, torch.Tensor] = {}
         message: dict[int, torch.Tensor | None] = {}
         for i in reversed(self.order):
-            at = rows.of(i)
-            if at is not None and len(at) == 0:
-                continue
-            count = batch if at is None else len(at)
+            columns = []  # (each query's code, how many codes there can be)
+            for var in self.assigned[i]:
+                for pair in (do.get(var), given.get(var)):
+                    if pair is not None:
+                        columns.append((torch.where(pair[0], pair[1] + 1, 0), net.card(var) + 1))
+                vec, table = likelihood.get(var), tables.get(var)
+                if (vec is not None and vec.dim() == 2) or (table is not None and table.dim() == len(net.parents[var]) + 3):
+                    columns.append((rows, batch))  # its own soft evidence or tables: a pattern of its own
+            for k in self.children[i]:
+                if pattern[k] is None:
+                    columns.append((rows, batch))
+                elif message[k].shape[1] > 1:
+                    columns.append((pattern[k], message[k].shape[1]))
+            at: torch.Tensor | None = None  # the queries computed (one per pattern); None: one shared row
+            if columns:
+                found, pattern[i] = torch.unique(_mixed_radix(columns), return_inverse=True)
+                count = len(found)
+                if count > _ALL_ROWS * batch:  # little in common: one row per query, none to gather later
+                    count, at, pattern[i] = batch, rows, None
+                else:
+                    first = torch.full((count,), batch, dtype=torch.long, device=device)
+                    at = first.scatter_reduce(0, pattern[i], rows, "amin")  # a query of each pattern
+            else:  # nothing below is set or seen: one pattern for every query
+                count = 1
+                pattern[i] = torch.zeros(batch, dtype=torch.long, device=device)
             found = []
             for var in self.assigned[i]:
-                found.extend(self._factors(
-                    var, _pick(tables.get(var), at, 1, len(net.parents[var]) + 3), _pick(likelihood.get(var), at, 0, 2),
-                    _pick_pair(do.get(var), at), _pick_pair(given.get(var), at), count, kind,
-                ))
+                if at is None:
+                    found.extend(self._factors(var, tables.get(var), likelihood.get(var), None, None, 1, kind))
+                else:
+                    found.extend(self._factors(
+                        var, _pick(tables.get(var), at, 1, len(net.parents[var]) + 3), _pick(likelihood.get(var), at, 0, 2),
+                        _pick_pair(do.get(var), at), _pick_pair(given.get(var), at), count, kind,
+                    ))
             for k in self.children[i]:
-                found.append(self._laid(k, rows.spread(k, i, message, clean)))
+                sent = message[k]
+                if sent.shape[1] > 1 and not (pattern[k] is None and pattern[i] is None):
+                    sent = sent.index_select(1, at if pattern[k] is None else pattern[k].index_select(0, at))
+                found.append(self._laid(k, sent))
             up[i] = self._belief(i, found, kind)
             message[i] = self._message(i, up[i])
         # Down, only along the paths from the roots to the cliques the targets are read from, and
@@ -325,24 +317,29 @@ class JunctionTree:
             at = down_rows.of(i)
             if at is not None and len(at) == 0:
                 continue
-            mine = rows.gather(i, at, up, lambda k: clean(k)[0])
+            mine = _of_queries(up[i], pattern[i], at)
             p = self.parent[i]
             if p is None:
                 belief[i] = mine
                 continue
             dims = self._down[i]
-            held = down_rows.within(p, at, belief[p])
+            held = belief[p]
+            if at is not None and 4 * len(at) < held.shape[1]:  # a few of the parent's queries: pick, then sum
+                held = down_rows.within(p, at, held)
             down = held.sum(dim=dims) if dims else held
-            sent = rows.gather(i, at, message, lambda k: clean(k)[1])
+            if held is belief[p]:  # summed for all the parent's queries: now pick
+                down = down_rows.within(p, at, down)
+            sent = _of_queries(message[i], pattern[i], at)
             down = torch.where(sent > 0, down / torch.where(sent > 0, sent, torch.ones((), **kind)), torch.zeros((), **kind))
-            belief[i] = mine * _normalised(down).reshape(*down.shape[:2], *self._into_self[i])
+            down = _normalised(down).reshape(*down.shape[:2], *self._into_self[i])
+            fresh = mine is not up[i] and mine.shape[0] >= down.shape[0] and mine.shape[1] == down.shape[1]  # picked rows: ours
+            belief[i] = mine.mul_(down) if fresh else mine * down
         # Every query's evidence is weighed in each part's root: a zero total there is impossible evidence.
         floor = torch.finfo(kind["dtype"]).tiny / torch.finfo(kind["dtype"]).eps
         impossible = torch.zeros(1, 1, dtype=torch.bool, device=kind["device"])
         for r in self.roots:
-            held = rows.gather(r, None, up, lambda k: clean(k)[0])
-            total = held.sum(dim=list(range(2, held.dim()))) if held.dim() > 2 else held
-            impossible = impossible | (total <= floor)
+            total = up[r].sum(dim=list(range(2, up[r].dim()))) if up[r].dim() > 2 else up[r]
+            impossible = impossible | _of_queries(total <= floor, pattern[r], None)
         impossible = impossible.expand(samples, batch)
         out: dict[str, torch.Tensor] = {}
         for t, wanted_rows in wanted.items():
@@ -416,21 +413,6 @@ class JunctionTree:
             out.append(self._vector(self.family_home[var], var, vec))
         return out
 
-    def _kept(self, tables: Mapping[str, torch.Tensor], likelihood: Mapping[str, torch.Tensor]) -> dict:
-        """The messages kept for these very tables and likelihoods (the same tensor objects),
-        a fresh store if they are new; the last four sets are kept."""
-        key = (tuple(tables.items()), tuple(likelihood.items()))
-        for j, (seen, store) in enumerate(self._stores):
-            if len(seen[0]) == len(key[0]) and len(seen[1]) == len(key[1]) and all(
-                a[0] == b[0] and a[1] is b[1] for part in (0, 1) for a, b in zip(seen[part], key[part])
-            ):
-                self._stores.insert(0, self._stores.pop(j))
-                return store
-        store: dict = {}
-        self._stores.insert(0, (key, store))
-        del self._stores[4:]
-        return store
-
 
 def _product(tensors: list[torch.Tensor]) -> torch.Tensor:
     """The broadcast product, multiplied in place into the first result that has the full shape
@@ -453,13 +435,13 @@ def _normalised(m: torch.Tensor) -> torch.Tensor:
 
 
 _ALL_ROWS = 0.5
-"""A clique needed by at least this share of a batch is computed for all of it (rows that do not
-need it get its clean values, computed alike): cheaper than gathering the rows apart."""
+"""A clique with more patterns (up) or needed by more queries (down) than this share of a batch
+is computed once per query, for all of them: cheaper than gathering rows apart afterwards."""
 
 
 class _Rows:
-    """Which queries each clique is computed for: all of them (``None``), some (a long tensor of
-    rows, ascending), or none (every query takes the clique's clean version)."""
+    """Which queries each clique is computed for going down: all of them (``None``), some (a long
+    tensor of rows, ascending), or none (an empty tensor)."""
 
     def __init__(self, masks: Mapping[int, torch.Tensor], batch: int):
         self.batch = batch
@@ -484,40 +466,6 @@ class _Rows:
             self._slots[i] = slot
         return self._slots[i]
 
-    def spread(self, k: int, i: int, computed: Mapping[int, torch.Tensor], clean) -> torch.Tensor:
-        """Child ``k``'s message (``computed[k]`` for its rows, its clean one for the others) for
-        the rows of its parent ``i`` (which include the child's)."""
-        mine = self.of(k)
-        if mine is not None and len(mine) == 0:
-            return clean(k)[1]
-        theirs = self.of(i)
-        if mine is None or (theirs is not None and len(theirs) == len(mine)):
-            return computed[k]  # the same rows
-        base, part = clean(k)[1], computed[k]
-        count = self.batch if theirs is None else len(theirs)
-        out = base.expand(max(base.shape[0], part.shape[0]), count, *part.shape[2:]).clone()
-        out.index_copy_(1, mine if theirs is None else self._slot(i)[mine], _rows(part, len(mine)).expand(out.shape[0], -1, *part.shape[2:]))
-        return out
-
-    def gather(self, i: int, at: torch.Tensor | None, computed: Mapping[int, torch.Tensor], clean) -> torch.Tensor:
-        """Clique ``i``'s tensor for the queries ``at`` (None: all): ``computed[i]`` for its own
-        rows, ``clean(i)`` for the others (a batch axis of 1 when it has no rows of its own)."""
-        mine = self.of(i)
-        if mine is not None and len(mine) == 0:
-            return clean(i)
-        part = computed[i]
-        if mine is None:
-            return part if at is None or part.shape[1] == 1 else part.index_select(1, at)
-        slot = self._slot(i) if at is None else self._slot(i)[at]
-        own = (slot >= 0).nonzero().flatten()
-        if len(own) == len(slot) and len(own) == len(mine):
-            return part  # exactly its own rows
-        base = clean(i)
-        count = self.batch if at is None else len(at)
-        out = base.expand(max(base.shape[0], part.shape[0]), count, *part.shape[2:]).clone()
-        out.index_copy_(1, own, _rows(part, len(mine)).expand(out.shape[0], -1, *part.shape[2:]).index_select(1, slot[own]))
-        return out
-
     def within(self, i: int, at: torch.Tensor | None, held: torch.Tensor) -> torch.Tensor:
         """Rows ``at`` (None: all) of a tensor held for clique ``i``'s rows (which include them)."""
         mine = self.of(i)
@@ -530,9 +478,26 @@ class _Rows:
         return held.index_select(1, self._slot(i)[at])
 
 
-def _rows(t: torch.Tensor, count: int) -> torch.Tensor:
-    """A tensor shared by every query (a batch axis of 1) viewed as one row per query."""
-    return t if t.shape[1] == count else t.expand(t.shape[0], count, *t.shape[2:])
+def _mixed_radix(columns: list[tuple[torch.Tensor, int]]) -> torch.Tensor:
+    """One int64 key per query, equal for two queries exactly when all their codes are (codes
+    renumbered densely whenever the key could pass 2^62)."""
+    key, span = columns[0]
+    for code, radix in columns[1:]:
+        if span * radix >= 1 << 62:
+            found, key = torch.unique(key, return_inverse=True)
+            span = len(found)
+        key, span = key * radix + code, span * radix
+    return key
+
+
+def _of_queries(values: torch.Tensor, pattern: torch.Tensor | None, at: torch.Tensor | None) -> torch.Tensor:
+    """Rows per pattern (``(S, patterns, ...)``; ``pattern`` None: one row per query) as rows for
+    the queries ``at`` (None: all); a single pattern stays one row, shared."""
+    if values.shape[1] == 1 or (pattern is None and at is None):
+        return values
+    if pattern is None:  # one row per query
+        return values.index_select(1, at)
+    return values.index_select(1, pattern if at is None else pattern.index_select(0, at))
 
 
 def _pick(tensor: torch.Tensor | None, at: torch.Tensor | None, axis: int, batched_dims: int) -> torch.Tensor | None:

@@ -126,8 +126,8 @@ def test_one_structure_is_one_contraction_and_more_go_to_the_tree(monkeypatch):
     assert torch.allclose(first[0]["dysp"], mixed[0]["dysp"], atol=1e-14, rtol=0)
 
 
-def test_kept_messages_follow_the_tables(monkeypatch):
-    """Batches alternating between parties' beliefs reuse each party's own kept messages: the
+def test_batches_follow_the_parties_tables(monkeypatch):
+    """Batches alternating between parties' beliefs (one tree, other tables each call): the
     answers equal the einsum engine's, call after call."""
     model = Model.from_scenario(load_scenario(EXAMPLE))
     net = model.network
