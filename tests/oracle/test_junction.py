@@ -251,3 +251,18 @@ def test_the_root_is_where_a_typical_query_costs_least(name):
         part = nx.node_connected_component(graph, root)
         costs = {i: cost(i, part) for i in part}
         assert costs[root] == pytest.approx(min(costs.values()), rel=1e-9)
+
+
+def test_pattern_keys_are_equal_exactly_when_every_code_is():
+    """Queries' keys (one int64 per query from several columns of codes) match exactly when all
+    their codes do, also when the codes' ranges multiply past 2^62 and are renumbered."""
+    from oracle.junction import _mixed_radix
+
+    generator = torch.Generator().manual_seed(0)
+    columns = [(torch.randint(0, 3, (200,), generator=generator) * (1 << 38), 1 << 40) for _ in range(4)]
+    columns.append((torch.randint(0, 2, (200,), generator=generator), 2))
+    key = _mixed_radix(columns)
+    codes = list(zip(*[c.tolist() for c, _ in columns]))
+    for a in range(0, 200, 7):
+        for b in range(200):
+            assert (key[a] == key[b]).item() == (codes[a] == codes[b])
