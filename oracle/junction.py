@@ -275,8 +275,8 @@ class JunctionTree:
                     columns.append((pattern[k], message[k].shape[1]))
             at: torch.Tensor | None = None  # the queries computed (one per pattern); None: one shared row
             if columns:
-                found, pattern[i] = torch.unique(_mixed_radix(columns), return_inverse=True)
-                count = len(found)
+                keys, pattern[i] = torch.unique(_mixed_radix(columns), return_inverse=True)
+                count = len(keys)
                 if count > _ALL_ROWS * batch:  # little in common: one row per query, none to gather later
                     count, at, pattern[i] = batch, rows, None
                 else:
@@ -286,14 +286,11 @@ class JunctionTree:
                 count = 1
                 pattern[i] = torch.zeros(batch, dtype=torch.long, device=device)
             found = []
-            for var in self.assigned[i]:
-                if at is None:
-                    found.extend(self._factors(var, tables.get(var), likelihood.get(var), None, None, 1, kind))
-                else:
-                    found.extend(self._factors(
-                        var, _pick(tables.get(var), at, 1, len(net.parents[var]) + 3), _pick(likelihood.get(var), at, 0, 2),
-                        _pick_pair(do.get(var), at), _pick_pair(given.get(var), at), count, kind,
-                    ))
+            for var in self.assigned[i]:  # with one shared row (at None) nothing here differs per query
+                found.extend(self._factors(
+                    var, _pick(tables.get(var), at, 1, len(net.parents[var]) + 3), _pick(likelihood.get(var), at, 0, 2),
+                    _pick_pair(do.get(var), at), _pick_pair(given.get(var), at), count, kind,
+                ))
             for k in self.children[i]:
                 sent = message[k]
                 if sent.shape[1] > 1 and not (pattern[k] is None and pattern[i] is None):
@@ -307,7 +304,7 @@ class JunctionTree:
         for t, wanted_rows in wanted.items():
             mask = every
             if wanted_rows is not None:
-                mask = torch.zeros(batch, dtype=torch.bool, device=kind["device"])
+                mask = torch.zeros(batch, dtype=torch.bool, device=device)
                 mask[wanted_rows] = True
             home = self.home[t]
             asking[home] = asking[home] | mask if home in asking else mask
@@ -336,7 +333,7 @@ class JunctionTree:
             belief[i] = mine.mul_(down) if fresh else mine * down
         # Every query's evidence is weighed in each part's root: a zero total there is impossible evidence.
         floor = torch.finfo(kind["dtype"]).tiny / torch.finfo(kind["dtype"]).eps
-        impossible = torch.zeros(1, 1, dtype=torch.bool, device=kind["device"])
+        impossible = torch.zeros(1, 1, dtype=torch.bool, device=device)
         for r in self.roots:
             total = up[r].sum(dim=list(range(2, up[r].dim()))) if up[r].dim() > 2 else up[r]
             impossible = impossible | _of_queries(total <= floor, pattern[r], None)

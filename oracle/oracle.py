@@ -43,7 +43,7 @@ INTERVAL_DRAWS = 100
 """Parameter draws behind a sampled answer's interval (each with particles / draws particles)."""
 _TREE_CELLS = 1 << 24
 """Numbers per call of the junction tree pass (clique cells x queries, 128 MiB in float64, of
-which a pass computes only the cliques each query touches): fewer calls make up for leaving the
+which a pass computes only what the queries need): fewer calls make up for leaving the
 cache (alarm: 15,753 queries per call; hailfinder 1,757; insurance 357).  Measured on 1,000 mixed
 hailfinder queries (before the tree was rooted for typical queries): 4,900 q/s at 2^21, 8,300 at
 2^23, 12,300 at 2^24; peak memory +90 MB."""
