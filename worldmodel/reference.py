@@ -9,9 +9,15 @@ by both being right.  Exponential in the number of variables: for tests only.
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Mapping, Sequence
 
 from worldmodel.spec import Scenario
+
+IMPOSSIBLE = sys.float_info.min / sys.float_info.epsilon
+"""Evidence weighing this or less is impossible: below it a float64 probability is subnormal
+(or close), its precision gone, so nothing can be concluded from it.  The oracle draws the
+same line."""
 
 Row = list[float]
 Tables = dict[str, dict[tuple[str, ...], Row]]
@@ -126,8 +132,8 @@ def enumerate_marginals(
     out = {}
     for o, row in totals.items():
         z = sum(row)
-        if z == 0:
-            raise ZeroDivisionError("the evidence has probability 0")
+        if z <= IMPOSSIBLE:
+            raise ZeroDivisionError("the evidence has probability 0 (or one too small to divide by)")
         out[o] = [p / z for p in row]
     return out
 

@@ -415,6 +415,45 @@ def test_impossible_evidence_in_a_batch_names_the_query() -> None:
         oracle.ask_many(batch)
 
 
+@pytest.mark.parametrize("count", [1e-280, 1.1125369292536007e-308, 5e-324])
+def test_evidence_too_light_to_divide_by_is_impossible_in_both_oracles(count: float) -> None:
+    """Evidence on a state whose only weight is a tiny counts fact: the reference and the oracle
+    draw the same line (the float64 floor), alone, in a batch of one structure and in the tree."""
+    from oracle.exact import _FLOOR
+
+    assert reference.IMPOSSIBLE == _FLOOR[torch.float64]
+    data = {
+        "crux": 1,
+        "name": "a trace of a trace",
+        "world": {
+            "variables": {"D": {"states": ["go", "stay"]}, "A": {"states": ["a0", "a1"], "prior": [1.0, 0.0]}},
+            "decision": "D",
+            "outcomes": ["A"],
+        },
+        "facts": {
+            "seen": {"text": "a0 seen", "source": "eyes", "observe": {"A": "a0"}},
+            "few": {"text": "a trace", "source": "logs", "counts": {"variable": "A", "given": {}, "counts": {"a0": count}}},
+        },
+        "parties": {"agent": {"beliefs": {"priors": {"A": [0.0, 1.0]}, "knows": ["few", "seen"]}}},
+    }
+    scenario, problems = validate_data(data)
+    assert not problems and scenario is not None
+    possible = count > reference.IMPOSSIBLE
+    if possible:
+        assert reference.ask(scenario, "agent", {"D": "go"}, {}, ["A"])["A"] == pytest.approx([1.0, 0.0])
+    else:
+        with pytest.raises(ZeroDivisionError):
+            reference.ask(scenario, "agent", {"D": "go"}, {}, ["A"])
+    oracle = Oracle(Model.from_scenario(scenario), device="cpu", samples=2)
+    one = Query(do={"D": "go"}, outcomes=["A"], as_="agent")
+    for batch in ([one], [one, one], [one, Query(do={"D": "stay"}, outcomes=["D", "A"], as_="agent")]):
+        if possible:
+            assert oracle.posterior_means(batch)[0]["A"].tolist() == pytest.approx([1.0, 0.0])
+        else:
+            with pytest.raises(QueryError, match="probability 0"):
+                oracle.posterior_means(batch)
+
+
 def test_query_depending_on_the_decision_must_set_it(oracle: Oracle) -> None:
     with pytest.raises(QueryError, match=r"depends on the decision action.*do action=<one of brake, swerve, continue>"):
         oracle.ask(Query(outcomes=["crash"], as_="agent"))
