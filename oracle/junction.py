@@ -27,8 +27,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import networkx as nx
+import opt_einsum
 import torch
 
+from oracle.exact import _letters, _plan
+from oracle.paths import elimination_path
 from worldmodel.compile import Network
 
 
@@ -87,8 +90,12 @@ def elimination_cliques(
 class JunctionTree:
     """A junction tree of a (discrete) network, and its batched Hugin pass."""
 
-    def __init__(self, network: Network, max_cells: float = math.inf):
-        """``max_cells``: give up (``fits`` False) when a clique would hold more numbers."""
+    def __init__(self, network: Network, max_cells: float = math.inf, contract: str = "auto"):
+        """``max_cells``: give up (``fits`` False) when a clique would hold more numbers.
+        ``contract``: which cliques are never materialised, their messages contracted from their
+        factors instead: ``"auto"`` those where that is cheaper, ``"all"`` or ``"none"``."""
+        if contract not in ("auto", "all", "none"):
+            raise ValueError(f"contract is 'auto', 'all' or 'none', not {contract!r}")
         if network.continuous:
             raise ValueError("a junction tree covers discrete networks only")
         self.network = net = network
@@ -144,21 +151,27 @@ class JunctionTree:
         for v in net.order:
             self.assigned[self.family_home[v]].append(v)
         # Per clique: its separator with its parent, the axes summed to send up and down, and
-        # the trailing shapes that lay a message into the parent (``_into``) and into itself.
-        self._into: dict[int, list[int]] = {}
+        # the trailing shape that lays a message from its parent into it.
         self._into_self: dict[int, list[int]] = {}
         self._out: dict[int, list[int]] = {}
         self._down: dict[int, list[int]] = {}
+        self._separator: dict[int, tuple[str, ...]] = {}
         for i, p in self.parent.items():
             if p is None:
                 continue
             separator = [v for v in self.cliques[i].variables if v in set(self.cliques[p].variables)]
-            self._into[i] = self._view(p, separator)
             self._into_self[i] = self._view(i, separator)
             self._out[i] = [2 + j for j, v in enumerate(self.cliques[i].variables) if v not in separator]
             self._down[i] = [2 + j for j, v in enumerate(self.cliques[p].variables) if v not in separator]
-        self.cells = sum(size)
-        """Numbers held per query and draw by the clique tables (the pass keeps about twice this)."""
+            self._separator[i] = tuple(separator)
+        self._letter = {v: opt_einsum.get_symbol(j + 2) for j, v in enumerate(net.order)}
+        self._position = [{v: j for j, v in enumerate(c.variables)} for c in self.cliques]
+        largest = {i: self._contracted_cells(i, contract) for i in self.order}
+        self.contracted = {i for i, cells in largest.items() if cells is not None}
+        """Cliques never materialised: each message out of them is an einsum over their factors."""
+        self.cells = sum(size[i] if largest[i] is None else largest[i] for i in self.order)
+        """Numbers held per query and draw by the materialised cliques and the largest intermediates
+        of the contracted ones (the pass keeps about twice this)."""
 
     def _cheapest_root(self, tree: nx.Graph, part: set[int], size: list[int]) -> int:
         """The clique of ``part`` at which rooting makes a typical query cheapest.
@@ -197,6 +210,27 @@ class JunctionTree:
             )
         return min(sorted(part), key=lambda i: (round(cost[i], 9), -size[i]))
 
+    def _contracted_cells(self, i: int, contract: str) -> int | None:
+        """The largest intermediate of clique ``i``'s message up contracted from its factors, where
+        the clique is to be contracted (None where it is materialised).  ``"auto"`` contracts a big
+        clique (:data:`_CONTRACTED_CELLS`) whose elimination path holds at most half its size."""
+        clique = self.cliques[i]
+        size = math.prod(clique.shape)
+        terms = [(*self.network.parents[v], v) for v in self.assigned[i]] + [self._separator[k] for k in self.children[i]]
+        output = self._separator.get(i, ())
+        if contract == "none" or (contract == "auto" and (size < _CONTRACTED_CELLS or len(terms) < 2)):
+            return None
+        card = dict(zip(clique.variables, clique.shape))
+        largest = math.prod(card[v] for v in output)
+        output = tuple(v for v in output if any(v in t for t in terms))  # the others come in as ones
+        if terms:
+            _, largest = elimination_path(
+                ["".join(self._letter[v] for v in t) for t in terms],
+                [[card[v] for v in t] for t in terms],
+                "".join(self._letter[v] for v in output),
+            )
+        return largest if contract == "all" or 2 * largest <= size else None
+
     # -- shapes ------------------------------------------------------------------------------
 
     def _view(self, clique: int, names: Sequence[str]) -> list[int]:
@@ -204,18 +238,28 @@ class JunctionTree:
         have = set(names)
         return [self.network.card(v) if v in have else 1 for v in self.cliques[clique].variables]
 
-    def _family(self, var: str, table: torch.Tensor) -> torch.Tensor:
-        """A ``(S, B or 1, *parents, var)`` table with its axes in clique order, viewed into its home."""
-        net = self.network
-        axes = [*net.parents[var], var]
-        home = self.cliques[self.family_home[var]].variables
-        ordered = sorted(range(len(axes)), key=lambda j: home.index(axes[j]))
-        table = table.permute(0, 1, *(2 + j for j in ordered))
-        return table.reshape(*table.shape[:2], *self._view(self.family_home[var], axes))
+    def _lay(self, clique: int, tensor: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
+        """An ``(S, B or 1, *names)`` tensor with its axes in clique order, viewed into the clique."""
+        position = self._position[clique]
+        ordered = sorted(range(len(names)), key=lambda j: position[names[j]])
+        if ordered != list(range(len(names))):
+            tensor = tensor.permute(0, 1, *(2 + j for j in ordered))
+        return tensor.reshape(*tensor.shape[:2], *self._view(clique, names))
 
-    def _vector(self, clique: int, var: str, vec: torch.Tensor) -> torch.Tensor:
-        """A ``(B or 1, card)`` vector over ``var`` viewed into a clique, with a leading S of 1."""
-        return vec.reshape(1, vec.shape[0], *self._view(clique, [var]))
+    def _contract(self, found: list[tuple[torch.Tensor, tuple[str, ...]]], names: Sequence[str], kind: dict) -> torch.Tensor:
+        """The sum of the product of ``found`` (tensors ``(S, B or 1, *axes)`` with their axes'
+        names) over every axis but ``names``, as ``(S, B or 1, *names)``: one einsum, its path
+        cached per equation (the batch axis counted as 1 or 32, so every batch shares a path)."""
+        net = self.network
+        have = {v for _, axes in found for v in axes}
+        found = found + [(torch.ones((), **kind).expand(1, 1, net.card(v)), (v,)) for v in names if v not in have]
+        if not found:
+            return torch.ones((), **kind).expand(1, 1)
+        letter = self._letter
+        terms = ["ab" + "".join(letter[v] for v in axes) for _, axes in found]
+        shapes = tuple((t.shape[0], 1 if t.shape[1] == 1 else 32, *t.shape[2:]) for t, _ in found)
+        expression, _ = _plan(_letters(",".join(terms) + "->ab" + "".join(letter[v] for v in names)), shapes)
+        return expression(*[t for t, _ in found])
 
     # -- the pass -----------------------------------------------------------------------------
 
@@ -257,8 +301,11 @@ class JunctionTree:
         # Up, children first: per clique, each query's pattern (an index into the clique's
         # beliefs and messages, which hold one row per pattern).
         pattern: dict[int, torch.Tensor | None] = {}
-        up: dict[int, torch.Tensor] = {}
+        up: dict[int, torch.Tensor] = {}  # materialised cliques: the product of what they hold
         message: dict[int, torch.Tensor | None] = {}
+        held: dict[int, list[tuple[torch.Tensor, tuple[str, ...]]]] = {}  # contracted cliques: what they hold
+        sent_up: dict[int, dict[int, tuple[torch.Tensor, tuple[str, ...]]]] = {}  # ... and their children's messages
+        total: dict[int, torch.Tensor] = {}  # per root: the weight of each pattern's evidence
         for i in reversed(self.order):
             columns = []  # (each query's code, how many codes there can be)
             for var in self.assigned[i]:
@@ -291,15 +338,29 @@ class JunctionTree:
                     var, _pick(tables.get(var), at, 1, len(net.parents[var]) + 3), _pick(likelihood.get(var), at, 0, 2),
                     _pick_pair(do.get(var), at), _pick_pair(given.get(var), at), count, kind,
                 ))
+            children = {}
             for k in self.children[i]:
                 sent = message[k]
                 if sent.shape[1] > 1 and not (pattern[k] is None and pattern[i] is None):
                     sent = sent.index_select(1, at if pattern[k] is None else pattern[k].index_select(0, at))
-                found.append(self._laid(k, sent))
-            up[i] = self._belief(i, found, kind)
-            message[i] = self._message(i, up[i])
+                children[k] = (sent, self._separator[k])
+            out_names = self._separator.get(i, ())
+            if i in self.contracted:
+                held[i], sent_up[i] = found, children
+                sum_up = self._contract([*found, *children.values()], out_names, kind)
+            else:
+                up[i] = self._belief(i, [self._lay(i, *f) for f in [*found, *children.values()]], kind)
+                sum_up = up[i]
+                if self.parent[i] is not None and self._out[i]:
+                    sum_up = up[i].sum(dim=self._out[i])
+            if self.parent[i] is None:
+                message[i] = None
+                total[i] = sum_up.sum(dim=list(range(2, sum_up.dim()))) if sum_up.dim() > 2 else sum_up
+            else:
+                message[i] = _normalised(sum_up)
         # Down, only along the paths from the roots to the cliques the targets are read from, and
-        # for the queries that ask about a target there.
+        # for the queries that ask about a target there.  ``coming[i]``: the message from i's
+        # parent (over their separator), normalised; ``belief[i]``: a materialised clique's product.
         asking: dict[int, torch.Tensor] = {}
         for t, wanted_rows in wanted.items():
             mask = every
@@ -309,46 +370,64 @@ class JunctionTree:
             home = self.home[t]
             asking[home] = asking[home] | mask if home in asking else mask
         down_rows = _Rows(self._below(asking), batch)
+        coming: dict[int, torch.Tensor] = {}
         belief: dict[int, torch.Tensor] = {}
+
+        def around(i: int, at: torch.Tensor | None, skip: int | None = None) -> list[tuple[torch.Tensor, tuple[str, ...]]]:
+            """A contracted clique's factors, its children's messages (but ``skip``'s) and its
+            parent's, for the queries ``at`` (None: all)."""
+            found = [(_of_queries(t, pattern[i], at), names) for t, names in held[i]]
+            found += [(_of_queries(t, pattern[i], at), names) for k, (t, names) in sent_up[i].items() if k != skip]
+            if self.parent[i] is not None:
+                found.append((down_rows.within(i, at, coming[i]), self._separator[i]))
+            return found
+
         for i in self.order:
             at = down_rows.of(i)
             if at is not None and len(at) == 0:
                 continue
-            mine = _of_queries(up[i], pattern[i], at)
             p = self.parent[i]
+            if p is not None and p in self.contracted:
+                coming[i] = _normalised(self._contract(around(p, at, skip=i), self._separator[i], kind))
+            elif p is not None:
+                parents = belief[p]
+                if at is not None and 4 * len(at) < parents.shape[1]:  # a few of the parent's queries: pick, then sum
+                    parents = down_rows.within(p, at, parents)
+                down = parents.sum(dim=self._down[i]) if self._down[i] else parents
+                if parents is belief[p]:  # summed for all the parent's queries: now pick
+                    down = down_rows.within(p, at, down)
+                sent = _of_queries(message[i], pattern[i], at)
+                zero = torch.zeros((), **kind)
+                coming[i] = _normalised(torch.where(sent > 0, down / torch.where(sent > 0, sent, torch.ones((), **kind)), zero))
+            if i in self.contracted:
+                continue
+            mine = _of_queries(up[i], pattern[i], at)
             if p is None:
                 belief[i] = mine
                 continue
-            dims = self._down[i]
-            held = belief[p]
-            if at is not None and 4 * len(at) < held.shape[1]:  # a few of the parent's queries: pick, then sum
-                held = down_rows.within(p, at, held)
-            down = held.sum(dim=dims) if dims else held
-            if held is belief[p]:  # summed for all the parent's queries: now pick
-                down = down_rows.within(p, at, down)
-            sent = _of_queries(message[i], pattern[i], at)
-            down = torch.where(sent > 0, down / torch.where(sent > 0, sent, torch.ones((), **kind)), torch.zeros((), **kind))
-            down = _normalised(down).reshape(*down.shape[:2], *self._into_self[i])
+            down = coming[i].reshape(*coming[i].shape[:2], *self._into_self[i])
             fresh = mine is not up[i] and mine.shape[0] >= down.shape[0] and mine.shape[1] == down.shape[1]  # picked rows: ours
             belief[i] = mine.mul_(down) if fresh else mine * down
         # Every query's evidence is weighed in each part's root: a zero total there is impossible evidence.
         floor = torch.finfo(kind["dtype"]).tiny / torch.finfo(kind["dtype"]).eps
         impossible = torch.zeros(1, 1, dtype=torch.bool, device=device)
         for r in self.roots:
-            total = up[r].sum(dim=list(range(2, up[r].dim()))) if up[r].dim() > 2 else up[r]
-            impossible = impossible | _of_queries(total <= floor, pattern[r], None)
+            impossible = impossible | _of_queries(total[r] <= floor, pattern[r], None)
         impossible = impossible.expand(samples, batch)
         out: dict[str, torch.Tensor] = {}
         for t, wanted_rows in wanted.items():
             i = self.home[t]
-            dims = [2 + j for j, v in enumerate(self.cliques[i].variables) if v != t]
-            held = down_rows.within(i, wanted_rows, belief[i])
             count = batch if wanted_rows is None else len(wanted_rows)
-            joint = held.sum(dim=dims) if dims else held
+            if i in self.contracted:
+                joint = self._contract(around(i, wanted_rows), (t,), kind)
+            else:
+                dims = [2 + j for j, v in enumerate(self.cliques[i].variables) if v != t]
+                joint = down_rows.within(i, wanted_rows, belief[i])
+                joint = joint.sum(dim=dims) if dims else joint
             joint = joint.reshape(joint.shape[0], joint.shape[1], -1).expand(samples, count, net.card(t))
-            total = joint.sum(-1, keepdim=True)
+            weight = joint.sum(-1, keepdim=True)
             lost = impossible if wanted_rows is None else impossible.index_select(1, wanted_rows)
-            out[t] = torch.where(lost.unsqueeze(-1), torch.nan, joint / total.clamp_min(floor))
+            out[t] = torch.where(lost.unsqueeze(-1), torch.nan, joint / weight.clamp_min(floor))
         return out, impossible
 
     def _below(self, marks: Mapping[int, torch.Tensor]) -> dict[int, torch.Tensor]:
@@ -372,19 +451,9 @@ class JunctionTree:
             belief = belief.expand(*belief.shape[:2], *shape)
         return belief
 
-    def _message(self, i: int, belief: torch.Tensor) -> torch.Tensor | None:
-        """What a clique sends its parent (None at a root)."""
-        if self.parent[i] is None:
-            return None
-        dims = self._out[i]
-        return _normalised(belief.sum(dim=dims) if dims else belief)
-
-    def _laid(self, k: int, message: torch.Tensor) -> torch.Tensor:
-        """A child's message viewed into its parent's axes."""
-        return message.reshape(*message.shape[:2], *self._into[k])
-
-    def _factors(self, var, table, vec, do, given, batch, kind) -> list[torch.Tensor]:
-        """``var``'s table (one-hot where a query sets it) and evidence, viewed into its home clique."""
+    def _factors(self, var, table, vec, do, given, batch, kind) -> list[tuple[torch.Tensor, tuple[str, ...]]]:
+        """``var``'s table (one-hot where a query sets it) and evidence, each with its axes' names:
+        ``(S, B or 1, *parents, var)`` and ``(1, B or 1, var)``."""
         net = self.network
         card = net.card(var)
         parents = len(net.parents[var])
@@ -396,7 +465,10 @@ class JunctionTree:
             table = hot if table is None else torch.where(mask.reshape(1, batch, *[1] * (parents + 1)), hot, table)
         elif table is None:
             raise ValueError(f"{var} has no table: every query must set it")
-        out = [self._family(var, table)]
+        family = (*net.parents[var], var)
+        if table.shape[2:-1] != tuple(map(net.card, net.parents[var])):  # a one-hot alone: every parent's axis
+            table = table.expand(*table.shape[:2], *map(net.card, family))
+        out = [(table, family)]
         if vec is not None:
             vec = vec.to(**kind)
             vec = vec.reshape(1, card) if vec.dim() == 1 else vec
@@ -407,7 +479,7 @@ class JunctionTree:
         if vec is not None and do is not None:  # a set variable is not evidence
             vec = torch.where(do[0].unsqueeze(1), torch.ones((), **kind), vec)
         if vec is not None:
-            out.append(self._vector(self.family_home[var], var, vec))
+            out.append((vec.unsqueeze(0), (var,)))
         return out
 
 
@@ -430,6 +502,9 @@ def _normalised(m: torch.Tensor) -> torch.Tensor:
     total = m.sum(dim=list(range(2, m.dim())), keepdim=True)
     return m / total.clamp_min(torch.finfo(m.dtype).tiny)
 
+
+_CONTRACTED_CELLS = 2048
+"""Cliques smaller than this are always materialised (a broadcast product beats an einsum's steps)."""
 
 _ALL_ROWS = 0.5
 """A clique with more patterns (up) or needed by more queries (down) than this share of a batch

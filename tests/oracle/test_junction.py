@@ -3,6 +3,7 @@ einsum engine and the tree's own invariants."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,19 @@ def test_the_tree_is_a_junction_tree(name):
         assert len(tops) == 1, (v, tops)
 
 
+def test_big_cliques_with_small_factors_are_contracted():
+    """insurance's cliques of 28,800, 7,200 and 2,400 numbers hold small tables and messages:
+    their messages are contracted (never more than 9,600 numbers at once), the rest materialised."""
+    net = load_model(DATA / "insurance.bif.gz").network
+    auto, every, none = (JunctionTree(net, contract=c) for c in ("auto", "all", "none"))
+    sizes = sorted(math.prod(auto.cliques[i].shape) for i in auto.contracted)
+    assert sizes == [2400, 7200, 28800]
+    assert every.contracted == set(every.order) and none.contracted == set()
+    assert none.cells == sum(math.prod(c.shape) for c in none.cliques) > auto.cells > every.cells
+    with pytest.raises(ValueError, match="contract"):
+        JunctionTree(net, contract="some")
+
+
 def test_a_clique_too_large_gives_up():
     net = load_model(DATA / "alarm.bif.gz").network
     assert elimination_cliques(net, net.order, max_cells=10) is None
@@ -66,10 +80,13 @@ def test_a_clique_too_large_gives_up():
 @given(raw=scenarios(), data=st.data())
 def test_mixed_batches_equal_the_reference(raw, data):
     """Random scenarios (soft evidence, counts, per-party priors), a batch of queries of mixed
-    structure and mixed parties answered in one tree pass: each equals the enumerator."""
+    structure and mixed parties answered in one tree pass, every clique materialised or every
+    clique contracted: each equals the enumerator."""
     scenario = valid(raw)
     batch = data.draw(st.lists(queries(scenario), min_size=2, max_size=8), label="queries")
     oracle = Oracle(Model.from_scenario(scenario), device="cpu", samples=2)
+    contract = data.draw(st.sampled_from(["none", "all"]), label="contract")  # "auto": none as small as these
+    oracle._tree = JunctionTree(oracle.model.network, contract=contract)
     expected, possible = [], []
     for q in batch:
         party = q.as_
@@ -86,13 +103,16 @@ def test_mixed_batches_equal_the_reference(raw, data):
             assert close(answer[var].tolist(), p, 1e-9), (q, var)
 
 
+@pytest.mark.parametrize("name, contract", [("alarm", "none"), ("alarm", "all"), ("insurance", "auto"), ("insurance", "all")])
 @pytest.mark.parametrize("share", [0.0, 0.5, 1.01])
-def test_mixed_batches_run_in_one_tree_pass_and_equal_the_einsum_engine(monkeypatch, share):
+def test_mixed_batches_run_in_one_tree_pass_and_equal_the_einsum_engine(monkeypatch, share, name, contract):
     """Whether cliques are computed for every query (share 0), for the queries that need them
-    only (above 1), or for all once half need them, the answers are the einsum engine's."""
+    only (above 1), or for all once half need them, and whether they are materialised or their
+    messages contracted from their factors, the answers are the einsum engine's."""
     monkeypatch.setattr("oracle.junction._ALL_ROWS", share)
-    model = load_model(DATA / "alarm.bif.gz")
+    model = load_model(DATA / f"{name}.bif.gz")
     oracle = Oracle(model, device="cpu", samples=2)
+    oracle._tree = JunctionTree(model.network, contract=contract)
     einsum = Oracle(model, device="cpu", samples=2)
     einsum._tree = None  # no junction tree: every query is one einsum contraction
     found = [Query(do=d, given=g, outcomes=[t]) for d, g, t in random_queries(model, 60, seed=3)]
@@ -222,8 +242,6 @@ def test_queries_that_leave_the_decision_unset_keep_their_error(monkeypatch):
 def test_the_root_is_where_a_typical_query_costs_least(name):
     """The root found for every clique at once (moving it edge by edge) is the one a direct
     count, rooting the tree at each clique in turn, finds cheapest (sachs's tree is a forest)."""
-    import math
-
     import networkx as nx
 
     from oracle import junction
