@@ -23,7 +23,9 @@ every query's evidence has non-zero probability.  Two sets of ``--queries`` each
                  einsum contraction per structure (``same``), one junction tree pass per
                  chunk for a batch of mixed structure (``mixed``).  *cold* starts from a
                  cold oracle (no contraction path, no junction tree: both are found or
-                 built inside the timed call); *warm* is the fastest of three more calls.
+                 built inside the timed call), the median of three such calls, each after
+                 forgetting everything (one shot of a few milliseconds moves by 2x with
+                 the machine); *warm* is the fastest of three more calls.
 ``columns``      ``Oracle.ask_columns``: the ``same`` set given as columns of state
                  indices (numpy arrays), one contraction, no object per query; cold and
                  warm as above.
@@ -215,6 +217,17 @@ def best_of(n: int, fn) -> float:
     return best
 
 
+def cold(oracle, fn, n: int = 3) -> tuple:
+    """The first answer of ``fn`` and the median seconds of ``n`` calls, each on a cold oracle."""
+    results, seconds = [], []
+    for _ in range(n):
+        forget(oracle)
+        t = time.perf_counter()
+        results.append(fn())
+        seconds.append(time.perf_counter() - t)
+    return results[0], sorted(seconds)[n // 2]
+
+
 def max_diff(ours: list[np.ndarray], theirs: list[np.ndarray]) -> float | None:
     pairs = [(a, b) for a, b in zip(ours, theirs) if b is not None]
     if not pairs:
@@ -278,10 +291,7 @@ def run_network(name: str, path: str, opts: dict) -> dict:
         qs = [crux_query(q) for q in queries]
         row: dict = {"queries": len(qs)}
         # batched, cold then warm
-        forget(oracle)
-        t = time.perf_counter()
-        out = oracle.posterior_means(qs)
-        row["batch_cold_s"] = time.perf_counter() - t
+        out, row["batch_cold_s"] = cold(oracle, lambda: oracle.posterior_means(qs))
         answers[kind] = [out[i][q[0]].numpy() for i, q in enumerate(queries)]
         row["batch_warm_s"] = best_of(3, lambda: oracle.posterior_means(qs))
         row["groups"] = len({(q[0], q[1], tuple(e for e, _ in q[3])) for q in queries})
@@ -289,10 +299,8 @@ def run_network(name: str, path: str, opts: dict) -> dict:
             target, x, _, evidence = queries[0]
             do = {x: np.array([q[2] for q in queries])}
             seen = {e: np.array([q[3][j][1] for q in queries]) for j, (e, _) in enumerate(evidence)}
-            forget(oracle)
-            t = time.perf_counter()
-            columns = oracle.ask_columns([target], do=do, given=seen)[target].numpy()
-            row["columns_cold_s"] = time.perf_counter() - t
+            columns, row["columns_cold_s"] = cold(oracle, lambda: oracle.ask_columns([target], do=do, given=seen))
+            columns = columns[target].numpy()
             row["columns_warm_s"] = best_of(3, lambda: oracle.ask_columns([target], do=do, given=seen))
             row["columns_vs_batch"] = float(np.abs(columns - np.stack(answers[kind])).max())
         # one by one
