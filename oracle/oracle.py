@@ -510,7 +510,8 @@ def _state_column(net, var: str, column, device: torch.device) -> torch.Tensor:
         raise QueryError(f"the column of {var} holds neither state names nor state indices") from None
     if values.dtype.is_floating_point or values.dtype == torch.bool or values.dim() != 1:
         raise QueryError(f"the column of {var} must be one state name or integer index per query")
-    if bool(values.min() < 0) or bool(values.max() >= card):
+    low, high = torch.aminmax(values)
+    if bool(low < 0) or bool(high >= card):
         row = int(((values < 0) | (values >= card)).nonzero()[0])
         raise QueryError(f"row {row + 1}: {var} has {card} states, so its index must be 0..{card - 1}, not {int(values[row])}")
     return values.long()
