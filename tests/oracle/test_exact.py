@@ -494,3 +494,35 @@ def test_names_match_case_insensitively(oracle: Oracle) -> None:
 def test_set_and_observed_is_an_error(oracle: Oracle) -> None:
     with pytest.raises(QueryError, match="road is both set"):
         oracle.ask(Query(do={"action": "brake", "road": "wet"}, given={"road": "dry"}))
+
+
+def test_large_batches_pause_the_garbage_collector_and_restore_it(monkeypatch, oracle: Oracle) -> None:
+    """A batch of at least _PAUSE_FROM queries runs with the cyclic collector paused; it is on
+    again afterwards, also when the batch fails, and a caller's own pause is left alone."""
+    import gc
+
+    from oracle import oracle as oracle_module
+
+    seen: list[bool] = []
+    real = Oracle._run
+
+    def spying(self, *args, **kwargs):
+        seen.append(gc.isenabled())
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Oracle, "_run", spying)
+    monkeypatch.setattr(oracle_module, "_PAUSE_FROM", 3)
+    query = Query(do={"action": "brake"}, outcomes=["crash"], as_="agent")
+    oracle.posterior_means([query] * 2)
+    oracle.posterior_means([query] * 3)
+    oracle.ask_many([query] * 3)
+    assert seen == [True, False, False] and gc.isenabled()
+    with pytest.raises(QueryError, match="brek"):  # the third query fails while the collector is paused
+        oracle.posterior_means([query, query, Query(do={"action": "brek"}, outcomes=["crash"])])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        oracle.posterior_means([query] * 3)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
