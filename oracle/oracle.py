@@ -501,7 +501,8 @@ def _collector_paused(count: int):
     """Python's cyclic garbage collector paused while a large batch makes its objects per query
     (none of them cyclic): with 100,000 queries alive, its passes over them halved the batch's
     speed (alarm, one structure: 42k -> 77k q/s with it paused; 80k -> 92k at 10,000).  Below
-    :data:`_PAUSE_FROM` queries, or where it was off already, nothing changes."""
+    :data:`_PAUSE_FROM` queries, or where it was off already, nothing changes.  The pause is
+    the process's (a server's other threads collect after the batch too), for the batch only."""
     if count < _PAUSE_FROM or not gc.isenabled():
         yield
         return
