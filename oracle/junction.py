@@ -175,9 +175,9 @@ class JunctionTree:
         self._position = [{v: j for j, v in enumerate(c.variables)} for c in self.cliques]
         largest = {i: self._contracted_cells(i, contract) for i in self.order}
         self.contracted = {i for i, cells in largest.items() if cells is not None}
+        """Cliques never materialised: each message out of them is an einsum over their factors."""
         self._grouped = {i for i in self.contracted if contract == "all" or largest[i] >= _GROUPED_CELLS}
         """Contracted cliques whose message up is contracted row group by row group (:meth:`_contract_rows`)."""
-        """Cliques never materialised: each message out of them is an einsum over their factors."""
         self.cells = sum(size[i] if largest[i] is None else largest[i] for i in self.order)
         """Numbers held per query and draw by the materialised cliques and the largest intermediates
         of the contracted ones (the pass keeps about twice this)."""
@@ -412,8 +412,8 @@ class JunctionTree:
                 if parents is belief[p]:  # summed for all the parent's queries: now pick
                     down = down_rows.within(p, at, down)
                 sent = _of_queries(message[i], pattern[i], at)
-                zero = torch.zeros((), **kind)
-                coming[i] = _normalised(torch.where(sent > 0, down / torch.where(sent > 0, sent, torch.ones((), **kind)), zero))
+                ratio = down / torch.where(sent > 0, sent, torch.ones((), **kind))
+                coming[i] = _normalised(torch.where(sent > 0, ratio, torch.zeros((), **kind)))
             if i in self.contracted:
                 continue
             mine = _of_queries(up[i], pattern[i], at)

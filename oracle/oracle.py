@@ -46,16 +46,16 @@ INTERVAL_DRAWS = 100
 _TREE_CELLS = 1 << 24
 """Numbers per call of the junction tree pass (cells per query, :attr:`JunctionTree.cells`, x
 queries: 128 MiB in float64, of which a pass computes only what the queries need): fewer calls
-make up for leaving the cache (alarm: 15,753 queries per call; hailfinder 2,552; insurance 796).
+make up for leaving the cache (alarm: 15,753 queries per call; hailfinder 2,952; insurance 1,062).
 Measured on 1,000 mixed hailfinder queries (before the tree was rooted for typical queries):
 4,900 q/s at 2^21, 8,300 at 2^23, 12,300 at 2^24; peak memory +90 MB."""
 _TREE_MAX_CELLS = 1 << 17
 """A junction tree holding more numbers per query than this (its materialised cliques and the
 largest intermediates of its contracted ones: pigs 153k, water 592k) costs more per query than
 finding and running each structure's own pruned contraction (about 0.7 ms: on 1,000 mixed
-queries the tree answered 275 q/s on pigs and 139 on water where those answered 1,654 and 653);
-below it (pathfinder 95k, andes 51k, insurance 21k, hailfinder 6.6k, alarm 1k) the tree is
-as fast or faster (andes 488 q/s against 290)."""
+queries the tree answered 275 q/s on pigs and 254 on water where those answered 1,654 and 958);
+below it (pathfinder 83k, andes 48k, insurance 16k, hailfinder 5.7k, alarm 1k) the tree is
+as fast or faster (andes 1,053 q/s against 304)."""
 
 
 class Oracle:
