@@ -322,8 +322,7 @@ class JunctionTree:
                 for pair in (do.get(var), given.get(var)):
                     if pair is not None:
                         columns.append((torch.where(pair[0], pair[1] + 1, 0), net.card(var) + 1))
-                vec, table = likelihood.get(var), tables.get(var)
-                if (vec is not None and vec.dim() == 2) or (table is not None and table.dim() == len(net.parents[var]) + 3):
+                if self._per_query(var, tables, likelihood):
                     columns.append((rows, batch))  # its own soft evidence or tables: a pattern of its own
             for k in self.children[i]:
                 if pattern[k] is None:
@@ -466,15 +465,18 @@ class JunctionTree:
             belief = belief.expand(*belief.shape[:2], *shape)
         return belief
 
+    def _per_query(self, var: str, tables, likelihood) -> bool:
+        """Whether ``var`` has a table or soft evidence of each query's own (a batch axis)."""
+        vec, table = likelihood.get(var), tables.get(var)
+        return (vec is not None and vec.dim() == 2) or (table is not None and table.dim() == len(self.network.parents[var]) + 3)
+
     def _touched(self, i, tables, likelihood, do, given, touched, every) -> torch.Tensor | None:
         """The queries that set or see a variable whose table lies in clique ``i``'s subtree, or
         bring tables or soft evidence of their own there (None: no query)."""
-        net = self.network
         found = [touched[k] for k in self.children[i] if touched[k] is not None]
         for var in self.assigned[i]:
             found.extend(pair[0] for pair in (do.get(var), given.get(var)) if pair is not None)
-            vec, table = likelihood.get(var), tables.get(var)
-            if (vec is not None and vec.dim() == 2) or (table is not None and table.dim() == len(net.parents[var]) + 3):
+            if self._per_query(var, tables, likelihood):
                 return every
         if not found:
             return None
