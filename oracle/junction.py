@@ -21,8 +21,10 @@ from tables of 32-80 and messages of 12-2,400) is never materialised: every mess
 style, along a cached elimination path; the other cliques are materialised and pass messages
 Hugin style (a child's message is the parent's belief summed, divided by what the child sent).
 
-Messages are normalised per query as they go (no underflow however much is observed);
-evidence of probability zero leaves a zero total.  The tree is found once per network
+Messages are normalised per query as they go (no underflow however much is observed), and
+the logs of the weights divided out are summed up the tree: the evidence's weight is the
+root's total times them, and at most the einsum engine's floor (``tiny / eps``, where float
+precision is gone) it is impossible evidence, as there.  The tree is found once per network
 (greedy min-fill elimination, ties to the smaller clique) and kept.
 """
 
@@ -315,6 +317,9 @@ class JunctionTree:
         held: dict[int, list[tuple[torch.Tensor, tuple[str, ...]]]] = {}  # contracted cliques: what they hold
         sent_up: dict[int, dict[int, tuple[torch.Tensor, tuple[str, ...]]]] = {}  # ... and their children's messages
         total: dict[int, torch.Tensor] = {}  # per root: the weight of each pattern's evidence
+        # ``lost[i]``: per draw and pattern of clique i, the log of the weights its subtree's
+        # messages were divided by (the evidence's weight is the root's total times theirs)
+        lost: dict[int, torch.Tensor | float] = {}
         touched: dict[int, torch.Tensor | None] = {}  # the queries setting or seeing something below
         for i in reversed(self.order):
             columns = []  # (each query's code, how many codes there can be)
@@ -348,11 +353,15 @@ class JunctionTree:
                     _pick_pair(do.get(var), at), _pick_pair(given.get(var), at), count, kind,
                 ))
             children = {}
+            below: torch.Tensor | float = 0.0
             for k in self.children[i]:
-                sent = message[k]
+                sent, scaled = message[k], lost[k]
                 if sent.shape[1] > 1 and not (pattern[k] is None and pattern[i] is None):
-                    sent = sent.index_select(1, at if pattern[k] is None else pattern[k].index_select(0, at))
+                    mine = at if pattern[k] is None else pattern[k].index_select(0, at)
+                    sent = sent.index_select(1, mine)
+                    scaled = scaled.index_select(1, mine) if isinstance(scaled, torch.Tensor) else scaled
                 children[k] = (sent, self._separator[k])
+                below = below + scaled
             touched[i] = self._touched(i, tables, likelihood, do, given, touched, every)
             out_names = self._separator.get(i, ())
             if i in self.contracted:
@@ -370,8 +379,15 @@ class JunctionTree:
             if self.parent[i] is None:
                 message[i] = None
                 total[i] = sum_up.sum(dim=list(range(2, sum_up.dim()))) if sum_up.dim() > 2 else sum_up
+                lost[i] = below
+            elif sum_up.dim() == 2:  # nothing shared with the parent: the weight itself goes up
+                message[i], lost[i] = sum_up, below
             else:
-                message[i] = _normalised(sum_up)
+                weight = sum_up.sum(dim=list(range(2, sum_up.dim())))
+                message[i] = sum_up / weight.clamp_min(torch.finfo(sum_up.dtype).tiny).reshape(
+                    *weight.shape, *[1] * (sum_up.dim() - 2)
+                )
+                lost[i] = below + weight.log()
         # Down, only along the paths from the roots to the cliques the targets are read from, and
         # for the queries that ask about a target there.  ``coming[i]``: the message from i's
         # parent (over their separator), normalised; ``belief[i]``: a materialised clique's product.
@@ -422,12 +438,12 @@ class JunctionTree:
             down = coming[i].reshape(*coming[i].shape[:2], *self._into_self[i])
             fresh = mine is not up[i] and mine.shape[0] >= down.shape[0] and mine.shape[1] == down.shape[1]  # picked rows: ours
             belief[i] = mine.mul_(down) if fresh else mine * down
-        # Every query's evidence is weighed in each part's root: a zero total there is impossible evidence.
+        # Every query's evidence is weighed in each part's root, times the weights its messages were
+        # divided by on the way up, times the other parts' weights: at most the floor (where float
+        # precision is gone), as in the einsum engine, is impossible evidence.
         floor = torch.finfo(kind["dtype"]).tiny / torch.finfo(kind["dtype"]).eps
-        impossible = torch.zeros(1, 1, dtype=torch.bool, device=device)
-        for r in self.roots:
-            impossible = impossible | _of_queries(total[r] <= floor, pattern[r], None)
-        impossible = impossible.expand(samples, batch)
+        weighed = sum(_of_queries(total[r].log() + lost[r], pattern[r], None) for r in self.roots)
+        impossible = (weighed <= math.log(floor)).expand(samples, batch)
         out: dict[str, torch.Tensor] = {}
         for t, wanted_rows in wanted.items():
             i = self.home[t]

@@ -103,6 +103,62 @@ def test_mixed_batches_equal_the_reference(raw, data):
     for q, want, answer in zip(possible, expected, got):
         for var, p in want.items():
             assert close(answer[var].tolist(), p, 1e-9), (q, var)
+    for q in batch:  # evidence the enumerator cannot divide by is refused in a batch too
+        if q not in possible:
+            event("evidence the enumerator refuses")
+            with pytest.raises(QueryError, match="probability 0"):
+                oracle.posterior_means([*possible, q])
+
+
+def _chain(count: float, roots: str = "A") -> dict:
+    """A -> B -> C -> E -> F -> G (and a decision D, and a lone variable per further letter of
+    ``roots``): the agent saw each root in its first state, which its prior rules out but for a
+    counts fact of weight ``count``."""
+    variables: dict = {"D": {"states": ["go", "stay"]}}
+    facts: dict = {}
+    for root in roots:
+        variables[root] = {"states": ["a0", "a1"], "prior": [1.0, 0.0]}
+        facts[f"seen {root}"] = {"text": "a0 seen", "source": "eyes", "observe": {root: "a0"}}
+        facts[f"few {root}"] = {"text": "a trace", "source": "logs", "counts": {"variable": root, "given": {}, "counts": {"a0": count}}}
+    before = "A"
+    for var in "BCEFG":
+        rows = dict(zip(variables[before]["states"], ([0.7, 0.3], [0.2, 0.8])))
+        variables[var] = {"states": ["x0", "x1"], "parents": [before], "table": rows}
+        before = var
+    return {
+        "crux": 1,
+        "name": "a trace, far from the question",
+        "world": {"variables": variables, "decision": "D", "outcomes": ["G"]},
+        "facts": facts,
+        "parties": {"agent": {"beliefs": {"priors": dict.fromkeys(roots, [0.0, 1.0]), "knows": list(facts)}}},
+    }
+
+
+@pytest.mark.parametrize("count, roots", [(1e-280, "A"), (1.1e-308, "A"), (5e-324, "A"), (1e-140, "AH"), (1e-150, "AH")])
+@pytest.mark.parametrize("contract", ["none", "all"])
+def test_evidence_too_light_is_impossible_however_far_from_the_root(count, roots, contract):
+    """The tree divides each message by its weight on the way up; the evidence's weight is the
+    product of all of them, and of every part's (a lone H seen too: 1e-150 squared is under the
+    floor, 1e-140 squared is not).  Weighed at the root alone, a trace of evidence five cliques
+    away was answered (A's posterior [5.5e-18, 0.0], not even normalised) where the einsum
+    engine and the enumerator refuse it: now every route draws the same line."""
+    from oracle.exact import _FLOOR
+
+    scenario = valid(_chain(count, roots))
+    possible = count ** len(roots) > _FLOOR[torch.float64]
+    oracle = Oracle(Model.from_scenario(scenario), device="cpu", samples=2)
+    oracle._tree = JunctionTree(oracle.model.network, contract=contract)
+    for target in "ABCEFG":
+        want = reference.ask(scenario, "agent", {"D": "go"}, {}, [target])[target] if possible else None
+        one = Query(do={"D": "go"}, outcomes=[target], as_="agent")
+        other = Query(do={"D": "stay", "B": "x0"}, outcomes=["G"], as_="agent")
+        for batch in ([one], [one, other], [other, one]):  # alone: einsum; with another structure: the tree
+            if possible:
+                answer = oracle.posterior_means(batch)[batch.index(one)][target].tolist()
+                assert close(answer, want, 1e-12), (target, batch)
+            else:
+                with pytest.raises(QueryError, match="probability 0"):
+                    oracle.posterior_means(batch)
 
 
 @pytest.mark.parametrize("name, contract", [("alarm", "none"), ("alarm", "all"), ("insurance", "auto"), ("insurance", "all")])
