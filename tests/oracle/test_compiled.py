@@ -39,8 +39,12 @@ def test_compiled_equals_one_hot_contraction(raw, data):
     compiled = Oracle(model, device="cpu", samples=5, seed=2)
     try:
         want = compiled.ask_many(batch)
-    except QueryError:
-        return  # impossible evidence: the error is tested elsewhere
+    except QueryError as err:  # impossible evidence (or an unset decision): refused the same way
+        with pytest.MonkeyPatch.context() as patch, pytest.raises(QueryError) as other:
+            one_hot_only(patch)
+            Oracle(model, device="cpu", samples=5, seed=2).ask_many(batch)
+        assert str(other.value) == str(err)
+        return
     with pytest.MonkeyPatch.context() as patch:
         one_hot_only(patch)
         got = Oracle(model, device="cpu", samples=5, seed=2).ask_many(batch)

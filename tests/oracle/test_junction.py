@@ -174,18 +174,21 @@ def test_mixed_batches_run_in_one_tree_pass_and_equal_the_einsum_engine(monkeypa
     einsum = Oracle(model, device="cpu", samples=2)
     einsum._tree = None  # no junction tree: every query is one einsum contraction
     found = [Query(do=d, given=g, outcomes=[t]) for d, g, t in random_queries(model, 60, seed=3)]
-    possible = []
+    possible, refused = [], []
     for q in found:
         try:
             possible.append((q, einsum.posterior_means([q])[0]))
         except QueryError:
-            pass
+            refused.append(q)
     calls = spy(monkeypatch)
     batched = oracle.posterior_means([q for q, _ in possible])
     assert calls == [len(possible)]
     for (q, alone), together in zip(possible, batched):
         target = q.outcomes[0]
         assert torch.allclose(together[target], alone[target], atol=1e-13, rtol=0), q
+    for q in refused:  # and what the einsum engine refuses, the tree refuses
+        with pytest.raises(QueryError, match=f"query {len(possible) + 1}: the evidence has probability 0"):
+            oracle.posterior_means([*(p for p, _ in possible), q])
 
 
 def test_one_structure_is_one_contraction_and_more_go_to_the_tree(monkeypatch):
