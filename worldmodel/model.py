@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from worldmodel.compile import PARTIES, BeliefState, Network, Party, network_of, party_beliefs
-from worldmodel.bif import is_bif, read_bif
-from worldmodel.load import load_scenario
+from worldmodel.bif import BIF_SUFFIXES, is_bif, read_bif
+from worldmodel.errors import CruxError
+from worldmodel.load import SCENARIO_SUFFIXES, load_scenario
 from worldmodel.spec import Scenario
 
 
@@ -53,9 +54,17 @@ def load_model(path: str | Path, steps: int | None = None) -> Model:
     or a BIF network (.bif, .bif.gz).  Errors name the file and the place inside it."""
     if is_bif(path):
         if steps is not None:
-            from worldmodel.errors import CruxError
-
             raise CruxError(f"{path}: a BIF network has no time steps (drop --steps)")
         network, world, name = read_bif(path)
         return Model.from_network(name, network, world)
     return Model.from_scenario(load_scenario(path, steps=steps))
+
+
+def check_model_format(path: str | Path) -> None:
+    """A model file's name ends as a scenario's or a BIF network's, or the error names both (for
+    the commands that take either; :func:`load_model` alone names the scenario's formats)."""
+    if not is_bif(path) and Path(path).suffix.lower() not in SCENARIO_SUFFIXES:
+        raise CruxError(
+            f"{path}: unknown model format {Path(path).suffix or '(no suffix)'!r}: use a scenario file "
+            f"({', '.join(SCENARIO_SUFFIXES)}) or a Bayesian network ({', '.join(BIF_SUFFIXES)})"
+        )

@@ -11,17 +11,17 @@ import torch
 import typer
 from pydantic import ValidationError
 
-from dialogue.cli.options import DeviceOpt, Float32Opt, JsonOpt, MaxMemoryOpt, MethodOpt, ModelArg, ParticlesOpt, SamplesOpt, SeedOpt
+from dialogue.cli.options import AnyModelArg, DeviceOpt, Float32Opt, JsonOpt, MaxMemoryOpt, MethodOpt, ParticlesOpt, SamplesOpt, SeedOpt
 from dialogue.cli.render import print_answer
 from oracle.oracle import Oracle
 from oracle.query import Query, QueryError, parse_assignment, parse_question, resolve
 from worldmodel.errors import CruxError
 from worldmodel.load import read_text
-from worldmodel.model import Model, load_model
+from worldmodel.model import Model, check_model_format, load_model
 
 
 def ask(
-    model: ModelArg,
+    model: AnyModelArg,
     question: Annotated[
         Optional[str],
         typer.Argument(
@@ -59,6 +59,7 @@ def ask(
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the oracle what happens if you do something, given what you see."""
+    check_model_format(model)
     loaded = load_model(model, steps=steps)
     oracle = Oracle(
         loaded, device=device, samples=samples, seed=seed, method=method, particles=particles,  # type: ignore[arg-type]

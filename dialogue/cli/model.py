@@ -6,17 +6,18 @@ import json
 
 import typer
 
-from dialogue.cli.options import JsonOpt, ModelArg
+from dialogue.cli.options import AnyModelArg, JsonOpt
 from worldmodel.errors import CruxError, ModelError, render_path
 from worldmodel.bif import is_bif
 from worldmodel.load import load_scenario
-from worldmodel.model import load_model
+from worldmodel.model import check_model_format, load_model
 from worldmodel.spec import json_schema
 
 
-def validate(model: ModelArg, as_json: JsonOpt = False) -> None:
+def validate(model: AnyModelArg, as_json: JsonOpt = False) -> None:
     """Check a model file: print 'ok: N variables, M facts', or every problem, one per line."""
     try:
+        check_model_format(model)
         if is_bif(model):
             network = load_model(model).network
             variables, facts = len(network.order), 0

@@ -11,6 +11,11 @@ ModelArg = Annotated[
     Path,
     typer.Argument(help="A scenario file (.yaml, .yml, .json).", show_default=False),
 ]
+AnyModelArg = Annotated[
+    Path,
+    typer.Argument(help="A scenario file (.yaml, .yml, .json) or a Bayesian network (.bif, .bif.gz).", show_default=False),
+]
+"""For the commands that serve a BIF model too (ask, validate; spec/CLI.md, Models)."""
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
 DeviceOpt = Annotated[
     str, typer.Option("--device", help="Where to compute: auto (cuda when present), cpu or cuda.")

@@ -10,7 +10,7 @@ import typer
 
 from dialogue.cli.options import DeviceOpt, Float32Opt, MaxMemoryOpt, MethodOpt, ParticlesOpt, SamplesOpt, SeedOpt
 from worldmodel.errors import CruxError
-from worldmodel.model import Model, load_model
+from worldmodel.model import Model, check_model_format, load_model
 
 _SUFFIXES = (".yaml", ".yml", ".json", ".bif")
 
@@ -104,5 +104,6 @@ def load_models(paths: list[Path]) -> dict[str, Model]:
                 f"{seen[name]} and {path} would both be served as {name!r}: rename one (models are served by file stem)"
             )
         seen[name] = path
+        check_model_format(path)
         loaded[name] = load_model(path)
     return loaded

@@ -129,3 +129,19 @@ def test_cli_validate_and_ask_on_bif(tmp_path):
     bad.write_text(BAD)
     result = runner.invoke(app, ["validate", str(bad)])
     assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 4
+
+
+@pytest.mark.parametrize(
+    "command, bif",
+    [(["validate"], True), (["ask"], True), (["serve", "--port", "0"], True), (["session"], False), (["beliefs"], False)],
+)
+def test_unknown_model_format_names_bif_where_the_command_takes_it(tmp_path, command, bif):
+    """ask, validate and serve take a BIF network too, and their error for an unknown suffix says
+    so; the commands that need a scenario name its formats alone, and a BIF file gets their own
+    refusal."""
+    path = tmp_path / "model.txt"
+    path.write_text("crux: 1\n")
+    result = CliRunner().invoke(app, [*command, str(path)])
+    scenario = f"error: {path}: unknown model format '.txt': use a scenario file (.yaml, .yml, .json)"
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == scenario + (" or a Bayesian network (.bif, .bif.gz)" if bif else "") + "\n"

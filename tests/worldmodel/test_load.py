@@ -1118,7 +1118,8 @@ def test_cli_validate_reports_every_broken_rule(example: dict, write, mutate: Mu
     ("name", "content", "stderr"),
     [
         ("nowhere.yaml", None, "error: {path}: no such file"),
-        ("model.txt", "crux: 1\n", "error: {path}: unknown model format '.txt': use a scenario file (.yaml, .yml, .json)"),
+        ("model.txt", "crux: 1\n", "error: {path}: unknown model format '.txt': use a scenario file (.yaml, .yml, .json) "
+         "or a Bayesian network (.bif, .bif.gz)"),
         ("syntax.yaml", "crux: 1\nname: [x\n", "{path}: line 3, column 1: expected ',' or ']', but got '<stream end>'"),
         ("empty.yaml", "", "{path}: " + NOT_A_MAPPING + " empty"),
     ],
