@@ -21,7 +21,9 @@ from oracle.exact import ExactEngine, ImpossibleEvidence, TooLarge, relevant
 from oracle.gaussian import Z90, gaussian_marginals
 from oracle.junction import JunctionTree
 from oracle.params import draw_tables
-from oracle.query import Answer, Density, Distribution, Query, QueryError, Resolved, index_of_state, resolve, variable_name
+from oracle.query import (
+    Answer, Density, Distribution, Query, QueryError, Resolved, Resolver, index_of_state, resolve, variable_name,
+)
 from oracle.sample import Sampler
 from worldmodel.compile import BeliefState
 from worldmodel.model import Model
@@ -97,6 +99,7 @@ class Oracle:
         self._tree: JunctionTree | None | bool = False  # False: not built yet; None: none fits
         self._sampler = Sampler(model.network)
         self._cache: OrderedDict[tuple[int, bool], tuple[BeliefState, dict[str, torch.Tensor]]] = OrderedDict()
+        self._resolver = Resolver(model.network, model.parties, model.default_party)
 
     # -- public ------------------------------------------------------------------------
 
@@ -111,8 +114,7 @@ class Oracle:
 
     def _ask_many(self, queries: Sequence[Query], beliefs: Beliefs) -> list[Answer]:
         resolved = self._resolve(queries)
-        states = [self._beliefs_of(r, beliefs) for r in resolved]
-        results = self._run(resolved, states, draws=True)
+        results = self._run(resolved, self._states(resolved, beliefs), draws=True)
         net = self.model.network
         answers = []
         for r, (post, method, stderr) in zip(resolved, results):
@@ -147,11 +149,8 @@ class Oracle:
             raise ValueError("give one belief state per query")
         with _collector_paused(len(queries)):
             resolved = self._resolve(queries, echo=False)
-            if isinstance(beliefs, Sequence):
-                states = list(beliefs)
-            else:
-                states = [self._beliefs_of(r, beliefs) for r in resolved]
-            return [{t: p[0] for t, p in post.items()} for post, _, _ in self._run(resolved, states, draws=False)]
+            states = list(beliefs) if isinstance(beliefs, Sequence) else self._states(resolved, beliefs)
+            return [post for post, _, _ in self._run(resolved, states, draws=False, means=True)]
 
     def ask_columns(
         self,
@@ -228,8 +227,19 @@ class Oracle:
     # -- internals -----------------------------------------------------------------------
 
     def _resolve(self, queries: Sequence[Query], echo: bool = True) -> list[Resolved]:
-        m = self.model
-        return [resolve(q, m.network, m.parties, m.default_party, echo) for q in queries]
+        resolver = self._resolver
+        return [resolver(q, echo) for q in queries]
+
+    def _states(self, resolved: list[Resolved], beliefs: Beliefs) -> list[BeliefState]:
+        """Each query's belief state (looked up once per party)."""
+        by_party: dict[str, BeliefState] = {}
+        out = []
+        for r in resolved:
+            state = by_party.get(r.party)
+            if state is None:
+                state = by_party[r.party] = self._beliefs_of(r, beliefs)
+            out.append(state)
+        return out
 
     def _beliefs_of(self, r: Resolved, beliefs: Beliefs) -> BeliefState:
         if isinstance(beliefs, BeliefState):
@@ -238,14 +248,15 @@ class Oracle:
             return beliefs[r.party]
         return self.model.beliefs(r.party)
 
-    def _run(self, resolved: list[Resolved], states: list[BeliefState], draws: bool) -> list[tuple]:
-        """Per query, in order: posteriors ``{target: (1 + draws or 1, card)}`` on the CPU, the
-        method that computed them, and (sampled) their standard errors ``{target: (card,)}``."""
+    def _run(self, resolved: list[Resolved], states: list[BeliefState], draws: bool, means: bool = False) -> list[tuple]:
+        """Per query, in order: posteriors ``{target: (1 + draws or 1, card)}`` on the CPU (with
+        ``means``, the posterior means alone: ``{target: (card,)}``), the method that computed
+        them, and (sampled) their standard errors ``{target: (card,)}``."""
         out: list[tuple] = [None] * len(resolved)  # type: ignore[list-item]
         per_query = (self.samples + 1) if draws and not all(s.certain for s in states) else 1
         rest = range(len(resolved))
         if per_query == 1:
-            rest = self._run_tree(resolved, states, out)
+            rest = self._run_tree(resolved, states, out, means)
         groups: dict[tuple, list[int]] = {}
         for i in rest:
             groups.setdefault(resolved[i].structure[1:], []).append(i)
@@ -257,7 +268,7 @@ class Oracle:
                     posts, method, stderr = self._answer([resolved[i] for i in chunk], [states[i] for i in chunk], draws)
                 except ImpossibleEvidence as err:
                     raise _in_batch(err, chunk[err.index], len(resolved)) from None
-                rows = {t: p.cpu().unbind(1) for t, p in posts.items()}
+                rows = {t: (p[0] if means else p).cpu().unbind(0 if means else 1) for t, p in posts.items()}
                 for b, i in enumerate(chunk):
                     errors = None if stderr is None else {t: e[b].cpu() for t, e in stderr.items()}
                     out[i] = ({t: p[b] for t, p in rows.items()}, method, errors)
@@ -272,7 +283,7 @@ class Oracle:
             self._tree = tree if tree is not None and tree.fits and tree.cells <= _TREE_MAX_CELLS else None
         return self._tree  # type: ignore[return-value]
 
-    def _run_tree(self, resolved: list[Resolved], states: list[BeliefState], out: list) -> list[int]:
+    def _run_tree(self, resolved: list[Resolved], states: list[BeliefState], out: list, means: bool) -> list[int]:
         """Queries of more than one structure, without parameter draws, in one junction tree pass
         per chunk (:mod:`oracle.junction`); fills ``out`` and returns the indices left to the
         einsum engine.  One structure is one einsum contraction: finding its path takes a
@@ -298,7 +309,9 @@ class Oracle:
             if bool(impossible[0].any()):
                 b = int(impossible[0].nonzero()[0])
                 raise _in_batch(ImpossibleEvidence(b), chunk[b], len(resolved))
-            answered = {t: dict(zip(asking[t], p.cpu().unbind(1))) for t, p in posts.items()}  # row -> (S, card)
+            answered = {  # row -> (S, card), or (card,) with means
+                t: dict(zip(asking[t], (p[0] if means else p).cpu().unbind(0 if means else 1))) for t, p in posts.items()
+            }
             for b, (i, r) in enumerate(zip(chunk, members)):
                 out[i] = ({t: answered[t][b] for t in r.outcomes}, "exact", None)
         taken = set(mine)
@@ -406,7 +419,10 @@ class Oracle:
         net = self.model.network
 
         def indices(rows: list[tuple[tuple[str, int | float], ...]]) -> torch.Tensor:
-            values = [[int(i) for v, i in row if v not in net.continuous] for row in rows]
+            if net.continuous:
+                values = [[int(i) for v, i in row if v not in net.continuous] for row in rows]
+            else:  # every value is a state index
+                values = [[i for _, i in row] for row in rows]
             return torch.tensor(values, dtype=torch.long, device=self.device).reshape(len(rows), -1)
 
         first = members[0]
