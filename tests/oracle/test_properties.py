@@ -400,6 +400,13 @@ def test_ask_many_equals_one_by_one(raw: dict, data: st.DataObject) -> None:
             one_by_one.append(None)
 
     many = Oracle(model, device="cpu", samples=5, seed=11)
+    split = data.draw(st.sampled_from([0, 4]), label="_SPLIT_STATES")  # tables stacked per query, or per party
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("oracle.oracle._SPLIT_STATES", split)
+        _ask_many_as_one_by_one(many, batch, one_by_one)
+
+
+def _ask_many_as_one_by_one(many: Oracle, batch: list[Query], one_by_one: list) -> None:
     impossible = {i + 1 for i, a in enumerate(one_by_one) if a is None}
     if impossible:
         with pytest.raises(QueryError) as info:
