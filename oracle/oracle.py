@@ -516,11 +516,15 @@ def _intervals(posts: list[tuple[torch.Tensor, Hashable]]) -> dict[Hashable, lis
     out: dict[Hashable, list[list[float]]] = {}
     for shape, members in alike.items():
         drawn = torch.stack([posts[j][0] for j in members], dim=1)  # (S, n, card)
-        if shape[0] > 1:
+        if shape[0] == 1:  # the mean alone (certain numbers): a point interval
+            bounds = drawn.expand(2, -1, -1)
+        else:
             drawn = drawn[1:]
-        level = torch.tensor(INTERVAL, dtype=drawn.dtype, device=drawn.device)
-        per = max(1, _QUANTILE_CELLS // (drawn.shape[0] * drawn.shape[2]))  # nanquantile's input limit
-        bounds = torch.cat([torch.nanquantile(drawn[:, k : k + per], level, dim=0) for k in range(0, len(members), per)], dim=1)
+            level = torch.tensor(INTERVAL, dtype=drawn.dtype, device=drawn.device)
+            per = max(1, _QUANTILE_CELLS // (drawn.shape[0] * drawn.shape[2]))  # nanquantile's input limit
+            bounds = torch.cat(
+                [torch.nanquantile(drawn[:, k : k + per], level, dim=0) for k in range(0, len(members), per)], dim=1
+            )
         # No draw can condition on the evidence (it has probability 0 under each of them, e.g.
         # after counts of 1e-65): the draws say nothing, so the interval is all of [0, 1].
         bounds = torch.where(bounds.isnan(), torch.tensor([0.0, 1.0], dtype=bounds.dtype).reshape(2, 1, 1), bounds)
