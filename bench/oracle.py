@@ -23,9 +23,12 @@ every query's evidence has non-zero probability.  Two sets of ``--queries`` each
                  einsum contraction per structure (``same``), one junction tree pass per
                  chunk for a batch of mixed structure (``mixed``).  *cold* starts from a
                  cold oracle (no contraction path, no junction tree: both are found or
-                 built inside the timed call), the median of three such calls, each after
-                 forgetting everything (one shot of a few milliseconds moves by 2x with
-                 the machine); *warm* is the fastest of three more calls.
+                 built inside the timed call), the median of five such calls, each after
+                 forgetting everything; *warm* is the fastest of three more calls.  Every
+                 timing here, Crux's and the others', runs as ``timeit`` does: one garbage
+                 collection, then the collector off and the calls back to back (a call of a
+                 few milliseconds right after a collection or a pause paid the machine's
+                 waking, up to 3x its time).
 ``columns``      ``Oracle.ask_columns``: the ``same`` set given as columns of state
                  indices (numpy arrays), one contraction, no object per query; cold and
                  warm as above.
@@ -101,6 +104,7 @@ import tempfile
 import time
 import traceback
 import warnings
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -283,38 +287,58 @@ probability ( C | B ) { (b0) 0.3, 0.7; (b1) 0.6, 0.4; }
 # -- one network ---------------------------------------------------------------------------
 
 
+@contextmanager
+def collector_off():
+    """Timing as ``timeit`` does: one collection first, then the cyclic garbage collector off
+    while the timed calls run back to back."""
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def timed_loop(items, fn, limit: float, cap: int | None = None):
     """Call ``fn`` on items until ``cap`` items or ``limit`` seconds; (results, seconds)."""
     results = []
-    start = time.perf_counter()
-    for i, item in enumerate(items):
-        if cap is not None and i >= cap:
-            break
-        results.append(fn(item))
-        if time.perf_counter() - start > limit:
-            break
-    return results, time.perf_counter() - start
+    with collector_off():
+        start = time.perf_counter()
+        for i, item in enumerate(items):
+            if cap is not None and i >= cap:
+                break
+            results.append(fn(item))
+            if time.perf_counter() - start > limit:
+                break
+        return results, time.perf_counter() - start
 
 
 def best_of(n: int, fn) -> float:
-    """The fastest of ``n`` timed calls (after a garbage collection each)."""
+    """The fastest of ``n`` timed calls, back to back (:func:`collector_off`)."""
     best = float("inf")
-    for _ in range(n):
-        gc.collect()
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
+    with collector_off():
+        for _ in range(n):
+            t = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t)
     return best
 
 
-def cold(oracle, fn, n: int = 3) -> tuple:
-    """The first answer of ``fn`` and the median seconds of ``n`` calls, each on a cold oracle."""
+def cold(oracle, fn, n: int = 5) -> tuple:
+    """The first answer of ``fn`` and the median seconds of ``n`` calls, each on a cold oracle
+    (:func:`forget`), back to back (:func:`collector_off`).  Each call right after a collection
+    or a pause paid the machine's waking: one 1,000-query hailfinder columns call took 0.25 ms
+    back to back and 0.9-1.5 ms after a 10 ms sleep or a collection, so a figure of a few
+    milliseconds moved 2-3x between runs."""
     results, seconds = [], []
-    for _ in range(n):
-        forget(oracle)
-        t = time.perf_counter()
-        results.append(fn())
-        seconds.append(time.perf_counter() - t)
+    with collector_off():
+        for _ in range(n):
+            forget(oracle, collect=False)
+            t = time.perf_counter()
+            results.append(fn())
+            seconds.append(time.perf_counter() - t)
     return results[0], sorted(seconds)[n // 2]
 
 
@@ -325,16 +349,17 @@ def max_diff(ours: list[np.ndarray], theirs: list[np.ndarray]) -> float | None:
     return float(max(np.abs(a - b).max() for a, b in pairs))
 
 
-def forget(oracle) -> None:
+def forget(oracle, collect: bool = True) -> None:
     """Back to a cold oracle: no contraction path found, no structure compiled, no junction tree
-    built, nothing kept."""
+    built, nothing kept (and, with ``collect``, the garbage collected)."""
     from oracle import exact as exact_module
 
     exact_module._plan.cache_clear()
     oracle._tree = False
-    for kept in (oracle._engine._compiled, oracle._engine._met, oracle._engine._relevant):
+    for kept in (oracle._engine._compiled, oracle._engine._met, oracle._engine._relevant, oracle._resolver._shapes):
         kept.clear()
-    gc.collect()
+    if collect:
+        gc.collect()
 
 
 def run_network(name: str, path: str, opts: dict) -> dict:
