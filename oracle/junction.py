@@ -359,7 +359,8 @@ class JunctionTree:
                 if sent.shape[1] > 1 and not (pattern[k] is None and pattern[i] is None):
                     mine = at if pattern[k] is None else pattern[k].index_select(0, at)
                     sent = sent.index_select(1, mine)
-                    scaled = scaled.index_select(1, mine) if isinstance(scaled, torch.Tensor) else scaled
+                    if isinstance(scaled, torch.Tensor) and scaled.shape[1] > 1:  # else one row, shared
+                        scaled = scaled.index_select(1, mine)
                 children[k] = (sent, self._separator[k])
                 below = below + scaled
             touched[i] = self._touched(i, tables, likelihood, do, given, touched, every)
@@ -455,9 +456,11 @@ class JunctionTree:
                 joint = down_rows.within(i, wanted_rows, belief[i])
                 joint = joint.sum(dim=dims) if dims else joint
             joint = joint.reshape(joint.shape[0], joint.shape[1], -1).expand(samples, count, net.card(t))
-            weight = joint.sum(-1, keepdim=True)
-            lost = impossible if wanted_rows is None else impossible.index_select(1, wanted_rows)
-            out[t] = torch.where(lost.unsqueeze(-1), torch.nan, joint / weight.clamp_min(floor))
+            # the clique's own weight may be under the floor where the evidence's is not (its
+            # messages were divided by weights above 1): only impossible rows are cut
+            weight = joint.sum(-1, keepdim=True).clamp_min(torch.finfo(kind["dtype"]).tiny)
+            refused = impossible if wanted_rows is None else impossible.index_select(1, wanted_rows)
+            out[t] = torch.where(refused.unsqueeze(-1), torch.nan, joint / weight)
         return out, impossible
 
     def _below(self, marks: Mapping[int, torch.Tensor]) -> dict[int, torch.Tensor]:

@@ -161,6 +161,48 @@ def test_evidence_too_light_is_impossible_however_far_from_the_root(count, roots
                     oracle.posterior_means(batch)
 
 
+@pytest.mark.parametrize("count", [1e-291, 3e-291, 1e-290])
+@pytest.mark.parametrize("contract", ["none", "all"])
+def test_evidence_just_over_the_floor_is_answered_normalised(count, contract):
+    """A -> B (ten states) -> C, A seen in a state its prior rules out but for a trace: C's
+    clique sends B's message up with weight 10, so A's clique weighs a tenth of the evidence.
+    Where the evidence is over the floor and A's clique under it, A's answer was divided by the
+    floor, not by its weight ([0.30, 0] for a trace of 3e-291): now it is the enumerator's."""
+    ten = [f"b{i}" for i in range(10)]
+    data = {
+        "crux": 1,
+        "name": "just over the floor",
+        "world": {
+            "variables": {
+                "D": {"states": ["go", "stay"]},
+                "A": {"states": ["a0", "a1"], "prior": [1.0, 0.0]},
+                "B": {"states": ten, "parents": ["A"], "table": {"a0": [0.1] * 10, "a1": [0.1] * 10}},
+                "C": {"states": ["c0", "c1"], "parents": ["B"], "table": {b: [0.5, 0.5] for b in ten}},
+            },
+            "decision": "D",
+            "outcomes": ["C"],
+        },
+        "facts": {
+            "seen": {"text": "a0 seen", "source": "eyes", "observe": {"A": "a0"}},
+            "few": {"text": "a trace", "source": "logs", "counts": {"variable": "A", "given": {}, "counts": {"a0": count}}},
+        },
+        "parties": {"agent": {"beliefs": {"priors": {"A": [0.0, 1.0]}, "knows": ["few", "seen"]}}},
+    }
+    scenario = valid(data)
+    oracle = Oracle(Model.from_scenario(scenario), device="cpu", samples=2)
+    oracle._tree = JunctionTree(oracle.model.network, contract=contract)
+    other = Query(do={"D": "stay", "B": "b0"}, outcomes=["C"], as_="agent")
+    for target in "ABC":
+        one = Query(do={"D": "go"}, outcomes=[target], as_="agent")
+        try:
+            want = reference.ask(scenario, "agent", {"D": "go"}, {}, [target])[target]
+        except ZeroDivisionError:
+            with pytest.raises(QueryError, match="probability 0"):
+                oracle.posterior_means([one, other])
+            continue
+        assert close(oracle.posterior_means([one, other])[0][target].tolist(), want, 1e-12), target
+
+
 @pytest.mark.parametrize("name, contract", [("alarm", "none"), ("alarm", "all"), ("insurance", "auto"), ("insurance", "all")])
 @pytest.mark.parametrize("share", [0.0, 0.5, 1.01])
 def test_mixed_batches_run_in_one_tree_pass_and_equal_the_einsum_engine(monkeypatch, share, name, contract):
