@@ -105,3 +105,35 @@ def test_cli_method_options():
     assert result.exit_code == 1 and "GiB allowed: use --method sampled" in result.stderr
     result = runner.invoke(app, ["ask", str(DATA / "asia.bif.gz"), "--given", "xray=yes", "--method", "magic"])
     assert result.exit_code == 1 and "unknown method 'magic'" in result.stderr
+
+
+def test_states_of_probability_zero_are_never_drawn(tmp_path):
+    """The cumulative rows are compared in float32: rounding keeps them sorted, so a state of
+    probability 0 (first, inner or last) spans no uniform, and the others keep their shares."""
+    import torch
+
+    from oracle.sample import Sampler
+
+    bif = tmp_path / "zeros.bif"
+    bif.write_text(
+        "network zeros { }\n"
+        "variable P { type discrete [ 3 ] { p0, p1, p2 }; }\n"
+        "variable X { type discrete [ 4 ] { x0, x1, x2, x3 }; }\n"
+        "probability ( P ) { table 0.2, 0.3, 0.5; }\n"
+        "probability ( X | P ) { (p0) 0.0, 0.5, 0.0, 0.5; (p1) 0.3, 0.0, 0.7, 0.0; (p2) 0.0, 0.0, 1.0, 0.0; }\n"
+    )
+    model = load_model(bif)
+    net, world = model.network, model.beliefs("world")
+    tables = {v: world.mean(v).unsqueeze(0) for v in net.order}
+    empty = torch.zeros(1, 0, dtype=torch.long)
+    rows = tables["X"][0]
+    for k in range(3):  # P set to each state: X is drawn from that row
+        drawn = Sampler(net).marginals(
+            tables, {}, ["P"], torch.tensor([[k]]), [], empty, ["X"], 100_000, torch.Generator().manual_seed(k)
+        )
+        p, se = drawn.p["X"][0, 0], drawn.stderr["X"][0, 0]
+        for j, truth in enumerate(rows[k].tolist()):
+            if truth == 0.0:
+                assert float(p[j]) == 0.0, (k, j)
+            else:
+                assert abs(float(p[j]) - truth) <= 4 * float(se[j]) + 1e-12, (k, j, float(p[j]), truth)
