@@ -27,6 +27,7 @@ from worldmodel.compile import Network
 from worldmodel.load import load_scenario, read_data, validate_data
 from worldmodel.model import Model
 from worldmodel.spec import Scenario
+from tests.oracle.test_properties import traced, valid
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "squirrel_or_cat.yaml"
 VARIABLES = ["road", "animal", "oncoming", "action", "animal_hit", "crash", "harm"]
@@ -422,22 +423,7 @@ def test_evidence_too_light_to_divide_by_is_impossible_in_both_oracles(count: fl
     from oracle.exact import _FLOOR
 
     assert reference.IMPOSSIBLE == _FLOOR[torch.float64]
-    data = {
-        "crux": 1,
-        "name": "a trace of a trace",
-        "world": {
-            "variables": {"D": {"states": ["go", "stay"]}, "A": {"states": ["a0", "a1"], "prior": [1.0, 0.0]}},
-            "decision": "D",
-            "outcomes": ["A"],
-        },
-        "facts": {
-            "seen": {"text": "a0 seen", "source": "eyes", "observe": {"A": "a0"}},
-            "few": {"text": "a trace", "source": "logs", "counts": {"variable": "A", "given": {}, "counts": {"a0": count}}},
-        },
-        "parties": {"agent": {"beliefs": {"priors": {"A": [0.0, 1.0]}, "knows": ["few", "seen"]}}},
-    }
-    scenario, problems = validate_data(data)
-    assert not problems and scenario is not None
+    scenario = valid(traced({}, count))
     possible = count > reference.IMPOSSIBLE
     if possible:
         assert reference.ask(scenario, "agent", {"D": "go"}, {}, ["A"])["A"] == pytest.approx([1.0, 0.0])

@@ -16,7 +16,7 @@ from oracle.junction import JunctionTree, elimination_cliques
 from oracle.oracle import Oracle
 from oracle.query import Query, QueryError
 from tests.oracle.test_networks import random_queries
-from tests.oracle.test_properties import PARTIES, SLOW_DATA, close, queries, scenarios, valid
+from tests.oracle.test_properties import PARTIES, SLOW_DATA, close, queries, scenarios, traced, valid
 from worldmodel import reference
 from worldmodel.load import load_scenario
 from worldmodel.model import Model, load_model
@@ -111,27 +111,14 @@ def test_mixed_batches_equal_the_reference(raw, data):
 
 
 def _chain(count: float, roots: str = "A") -> dict:
-    """A -> B -> C -> E -> F -> G (and a decision D, and a lone variable per further letter of
-    ``roots``): the agent saw each root in its first state, which its prior rules out but for a
-    counts fact of weight ``count``."""
-    variables: dict = {"D": {"states": ["go", "stay"]}}
-    facts: dict = {}
-    for root in roots:
-        variables[root] = {"states": ["a0", "a1"], "prior": [1.0, 0.0]}
-        facts[f"seen {root}"] = {"text": "a0 seen", "source": "eyes", "observe": {root: "a0"}}
-        facts[f"few {root}"] = {"text": "a trace", "source": "logs", "counts": {"variable": root, "given": {}, "counts": {"a0": count}}}
-    before = "A"
+    """A -> B -> C -> E -> F -> G (and a lone root per further letter of ``roots``), each root
+    seen in a state only a trace of weight ``count`` allows (:func:`traced`)."""
+    variables: dict = {}
+    before, states = "A", ["a0", "a1"]
     for var in "BCEFG":
-        rows = dict(zip(variables[before]["states"], ([0.7, 0.3], [0.2, 0.8])))
-        variables[var] = {"states": ["x0", "x1"], "parents": [before], "table": rows}
-        before = var
-    return {
-        "crux": 1,
-        "name": "a trace, far from the question",
-        "world": {"variables": variables, "decision": "D", "outcomes": ["G"]},
-        "facts": facts,
-        "parties": {"agent": {"beliefs": {"priors": dict.fromkeys(roots, [0.0, 1.0]), "knows": list(facts)}}},
-    }
+        variables[var] = {"states": ["x0", "x1"], "parents": [before], "table": dict(zip(states, ([0.7, 0.3], [0.2, 0.8])))}
+        before, states = var, ["x0", "x1"]
+    return traced(variables, count, roots, outcome="G")
 
 
 @pytest.mark.parametrize("count, roots", [(1e-280, "A"), (1.1e-308, "A"), (5e-324, "A"), (1e-140, "AH"), (1e-150, "AH")])
@@ -169,26 +156,10 @@ def test_evidence_just_over_the_floor_is_answered_normalised(count, contract):
     Where the evidence is over the floor and A's clique under it, A's answer was divided by the
     floor, not by its weight ([0.30, 0] for a trace of 3e-291): now it is the enumerator's."""
     ten = [f"b{i}" for i in range(10)]
-    data = {
-        "crux": 1,
-        "name": "just over the floor",
-        "world": {
-            "variables": {
-                "D": {"states": ["go", "stay"]},
-                "A": {"states": ["a0", "a1"], "prior": [1.0, 0.0]},
-                "B": {"states": ten, "parents": ["A"], "table": {"a0": [0.1] * 10, "a1": [0.1] * 10}},
-                "C": {"states": ["c0", "c1"], "parents": ["B"], "table": {b: [0.5, 0.5] for b in ten}},
-            },
-            "decision": "D",
-            "outcomes": ["C"],
-        },
-        "facts": {
-            "seen": {"text": "a0 seen", "source": "eyes", "observe": {"A": "a0"}},
-            "few": {"text": "a trace", "source": "logs", "counts": {"variable": "A", "given": {}, "counts": {"a0": count}}},
-        },
-        "parties": {"agent": {"beliefs": {"priors": {"A": [0.0, 1.0]}, "knows": ["few", "seen"]}}},
-    }
-    scenario = valid(data)
+    scenario = valid(traced({
+        "B": {"states": ten, "parents": ["A"], "table": {"a0": [0.1] * 10, "a1": [0.1] * 10}},
+        "C": {"states": ["c0", "c1"], "parents": ["B"], "table": {b: [0.5, 0.5] for b in ten}},
+    }, count))
     oracle = Oracle(Model.from_scenario(scenario), device="cpu", samples=2)
     oracle._tree = JunctionTree(oracle.model.network, contract=contract)
     other = Query(do={"D": "stay", "B": "b0"}, outcomes=["C"], as_="agent")

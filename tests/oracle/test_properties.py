@@ -152,6 +152,24 @@ def valid(data: dict) -> Scenario:
     return scenario
 
 
+def traced(variables: dict, count: float, roots: str = "A", outcome: str | None = None) -> dict:
+    """A scenario of a decision D, a root per letter of ``roots`` and ``variables``, whose agent
+    saw each root in its first state: a state its prior rules out but for a counts fact of
+    weight ``count`` (evidence near float64's floor, to tell how each route weighs it)."""
+    facts: dict = {}
+    for root in roots:
+        facts[f"seen {root}"] = {"text": "a0 seen", "source": "eyes", "observe": {root: "a0"}}
+        facts[f"few {root}"] = {"text": "a trace", "source": "logs", "counts": {"variable": root, "given": {}, "counts": {"a0": count}}}
+    every = {"D": {"states": ["go", "stay"]}, **{r: {"states": ["a0", "a1"], "prior": [1.0, 0.0]} for r in roots}, **variables}
+    return {
+        "crux": 1,
+        "name": "a trace",
+        "world": {"variables": every, "decision": "D", "outcomes": [outcome or list(every)[-1]]},
+        "facts": facts,
+        "parties": {"agent": {"beliefs": {"priors": dict.fromkeys(roots, [0.0, 1.0]), "knows": list(facts)}}},
+    }
+
+
 @st.composite
 def assignments(draw, scenario: Scenario, *, extra_do: bool = True) -> tuple[dict[str, str], dict[str, str]]:
     """``do`` (always the decision, sometimes one more variable) and hard evidence ``given``."""
