@@ -381,14 +381,9 @@ class JunctionTree:
                 message[i] = None
                 total[i] = sum_up.sum(dim=list(range(2, sum_up.dim()))) if sum_up.dim() > 2 else sum_up
                 lost[i] = below
-            elif sum_up.dim() == 2:  # nothing shared with the parent: the weight itself goes up
-                message[i], lost[i] = sum_up, below
             else:
-                weight = sum_up.sum(dim=list(range(2, sum_up.dim())))
-                message[i] = sum_up / weight.clamp_min(torch.finfo(sum_up.dtype).tiny).reshape(
-                    *weight.shape, *[1] * (sum_up.dim() - 2)
-                )
-                lost[i] = below + weight.log()
+                message[i], weight = _weighed(sum_up)
+                lost[i] = below if weight is None else below + weight.log()
         # Down, only along the paths from the roots to the cliques the targets are read from, and
         # for the queries that ask about a target there.  ``coming[i]``: the message from i's
         # parent (over their separator), normalised; ``belief[i]``: a materialised clique's product.
@@ -618,10 +613,16 @@ def _product(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 def _normalised(m: torch.Tensor) -> torch.Tensor:
     """A message divided by its total per draw and query (zero stays zero)."""
+    return _weighed(m)[0]
+
+
+def _weighed(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`_normalised`, and the total it was divided by, ``(S, rows)`` (None where the message
+    has no axis of its own: it is its weight, and goes as it is)."""
     if m.dim() == 2:
-        return m
+        return m, None
     total = m.sum(dim=list(range(2, m.dim())), keepdim=True)
-    return m / total.clamp_min(torch.finfo(m.dtype).tiny)
+    return m / total.clamp_min(torch.finfo(m.dtype).tiny), total.reshape(total.shape[:2])
 
 
 _CONTRACTED_CELLS = 1024
