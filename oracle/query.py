@@ -168,21 +168,23 @@ class Resolver:
 
     def __init__(self, network: Network, parties: Sequence[Party], default_party: Party, limit: int = 1024):
         self.network, self.parties, self.default_party, self.limit = network, parties, default_party, limit
-        self._shapes: dict[tuple, _Shape | None] = {}
+        self._shapes: dict[tuple, _Shape | None | bool] = {}
+        """Per shape: True once met (a shape met once, as in a batch of mixed structure, is not
+        worth remembering yet), then its :class:`_Shape`, or None (always the full check)."""
 
     def __call__(self, query: Query, echo: bool = True) -> Resolved:
         if echo:
             return resolve(query, self.network, self.parties, self.default_party)
         key = (tuple(query.do), tuple(query.given), tuple(query.outcomes), query.as_)
         shape = self._shapes.get(key, False)
-        if shape is False:
+        if shape is None or isinstance(shape, bool):
             first = resolve(query, self.network, self.parties, self.default_party, echo=False)
-            if len(self._shapes) >= self.limit:
-                self._shapes.pop(next(iter(self._shapes)))
-            self._shapes[key] = _Shape.of(first, query, self.network)
+            if shape is not None:
+                if not shape and len(self._shapes) >= self.limit:  # a new key: room for it
+                    self._shapes.pop(next(iter(self._shapes)))
+                self._shapes[key] = _Shape.of(first, query, self.network) if shape else True
             return first
-        found = None if shape is None else shape.read(query)
-        return found or resolve(query, self.network, self.parties, self.default_party, echo=False)
+        return shape.read(query) or resolve(query, self.network, self.parties, self.default_party, echo=False)
 
 
 @dataclass(frozen=True)
