@@ -77,15 +77,19 @@ def read_text(path: str | Path, kind: str, encoding: str = "utf-8") -> str:
         raise CruxError(f"{path}: cannot read: {err}") from None
 
 
+def unknown_format(path: str | Path, more: str = "") -> CruxError:
+    """The error for a model file whose name ends in no known way (``more``: the other formats the
+    command takes, e.g. " or a Bayesian network (.bif, .bif.gz)")."""
+    suffix = Path(path).suffix or "(no suffix)"
+    return CruxError(f"{path}: unknown model format {suffix!r}: use a scenario file ({', '.join(SCENARIO_SUFFIXES)}){more}")
+
+
 def read_data(path: str | Path) -> Any:
     """The parsed content of a YAML or JSON file (syntax errors as one :class:`ModelError`)."""
     path = Path(path)
     file = str(path)
     if path.suffix.lower() not in SCENARIO_SUFFIXES:
-        raise CruxError(
-            f"{file}: unknown model format {path.suffix or '(no suffix)'!r}: use a scenario file "
-            f"({', '.join(SCENARIO_SUFFIXES)})"
-        )
+        raise unknown_format(path)
     text = read_text(path, "a model file")
     if path.suffix.lower() == ".json":
         try:

@@ -8,7 +8,7 @@ from pathlib import Path
 from worldmodel.compile import PARTIES, BeliefState, Network, Party, network_of, party_beliefs
 from worldmodel.bif import BIF_SUFFIXES, is_bif, read_bif
 from worldmodel.errors import CruxError
-from worldmodel.load import SCENARIO_SUFFIXES, load_scenario
+from worldmodel.load import SCENARIO_SUFFIXES, load_scenario, unknown_format
 from worldmodel.spec import Scenario
 
 
@@ -64,7 +64,4 @@ def check_model_format(path: str | Path) -> None:
     """A model file's name ends as a scenario's or a BIF network's, or the error names both (for
     the commands that take either; :func:`load_model` alone names the scenario's formats)."""
     if not is_bif(path) and Path(path).suffix.lower() not in SCENARIO_SUFFIXES:
-        raise CruxError(
-            f"{path}: unknown model format {Path(path).suffix or '(no suffix)'!r}: use a scenario file "
-            f"({', '.join(SCENARIO_SUFFIXES)}) or a Bayesian network ({', '.join(BIF_SUFFIXES)})"
-        )
+        raise unknown_format(path, f" or a Bayesian network ({', '.join(BIF_SUFFIXES)})")
