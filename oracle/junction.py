@@ -377,13 +377,11 @@ class JunctionTree:
                 sum_up = up[i]
                 if self.parent[i] is not None and self._out[i]:
                     sum_up = up[i].sum(dim=self._out[i])
-            if self.parent[i] is None:
-                message[i] = None
-                total[i] = sum_up.sum(dim=list(range(2, sum_up.dim()))) if sum_up.dim() > 2 else sum_up
-                lost[i] = below
+            normalised, weight = _weighed(sum_up)
+            if self.parent[i] is None:  # a root: its weight is what is left of the evidence's
+                message[i], total[i], lost[i] = None, sum_up if weight is None else weight, below
             else:
-                message[i], weight = _weighed(sum_up)
-                lost[i] = below if weight is None else below + weight.log()
+                message[i], lost[i] = normalised, below if weight is None else below + weight.log()
         # Down, only along the paths from the roots to the cliques the targets are read from, and
         # for the queries that ask about a target there.  ``coming[i]``: the message from i's
         # parent (over their separator), normalised; ``belief[i]``: a materialised clique's product.
