@@ -204,16 +204,22 @@ def make_queries(net, tables: dict[str, np.ndarray], n: int, kind: str, rng) -> 
     return out
 
 
-def requisite(net, target: str, do: str, given) -> set[str]:
-    """The variables whose tables ``P(target | do(X=x), given)`` needs once the network is pruned
-    by d-separation (Bayes-ball, Shachter 1998): what pyAgrum's targeted engine and pgmpy's
-    pruning multiply.  X is fixed (observed, no parents).  Crux multiplies the tables of every
-    ancestor of the target and the evidence instead (:func:`oracle.exact.relevant`): a
-    d-separated observation is still weighed, to refuse evidence of probability 0."""
+def children_of(net) -> dict[str, list[str]]:
+    """Each variable's children (the network keeps parents only)."""
     children: dict[str, list[str]] = {v: [] for v in net.order}
     for v in net.order:
         for p in net.parents[v]:
             children[p].append(v)
+    return children
+
+
+def requisite(net, children: dict[str, list[str]], target: str, do: str, given) -> set[str]:
+    """The variables whose tables ``P(target | do(X=x), given)`` needs once the network is pruned
+    by d-separation (Bayes-ball, Shachter 1998): what pyAgrum's targeted engine and pgmpy's
+    pruning multiply.  X is fixed (observed, no parents).  Crux multiplies the tables of every
+    ancestor of the target and the evidence instead (:func:`oracle.exact.relevant`): a
+    d-separated observation is still weighed, to refuse evidence of probability 0.  ``children``:
+    :func:`children_of` the network."""
     known = {do, *given}
     top: set[str] = set()
     bottom: set[str] = set()
@@ -400,10 +406,11 @@ def run_network(name: str, path: str, opts: dict) -> dict:
             outcomes=[target],
         )
 
+    children = children_of(net)
     res["work"] = {  # tables per query: Crux's (ancestors of target and evidence) and d-separation's
         kind: (
             float(np.mean([len(exact_module.relevant(net, [t], [x], [e for e, _ in ev]) - {x}) for t, x, _, ev in qs])),
-            float(np.mean([len(requisite(net, t, x, [e for e, _ in ev])) for t, x, _, ev in qs])),
+            float(np.mean([len(requisite(net, children, t, x, [e for e, _ in ev])) for t, x, _, ev in qs])),
         )
         for kind, qs in sets.items()
     }

@@ -8,7 +8,7 @@ import numpy as np
 import opt_einsum
 import pytest
 
-from bench.oracle import make_queries, probe_semantics, requisite
+from bench.oracle import children_of, make_queries, probe_semantics, requisite
 from oracle.exact import relevant
 from oracle.oracle import Oracle
 from oracle.query import Query
@@ -28,10 +28,11 @@ def test_requisite_tables_alone_give_the_answer(name):
     oracle = Oracle(model, device="cpu", method="exact")
     symbol = {v: opt_einsum.get_symbol(i) for i, v in enumerate(net.order)}
     fewer = 0
+    children = children_of(net)
     for kind in ("same", "mixed"):
         for target, x, xi, evidence in make_queries(net, tables, 40, kind, np.random.default_rng(1)):
             seen = dict(evidence)
-            kept = requisite(net, target, x, seen)
+            kept = requisite(net, children, target, x, seen)
             assert target in kept and x not in kept
             assert kept <= relevant(net, [target], [x], list(seen))
             fewer += len(kept) < len(relevant(net, [target], [x], list(seen)) - {x})
