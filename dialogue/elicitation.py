@@ -45,6 +45,7 @@ class ValueStep:
         unknown: Sequence[str],
         settings: Elicitation,
     ):
+        self._made = (oracle, beliefs, stated, unknown, settings)
         self.settings = settings
         self.unknown = list(unknown)
         self.stated = {o: dict(u) for o, u in stated.items()}
@@ -52,6 +53,8 @@ class ValueStep:
         self.pending: Asked | None = None
         self._question: Question | None = None
         self.stopped: str | None = None
+        self.answers: list[str] = []
+        """The answers so far, in order."""
 
     def started(self) -> Eliciting:
         s = self.settings
@@ -94,9 +97,20 @@ class ValueStep:
         """Take the answer to the pending question (the caller has checked it is one of its options)."""
         assert self.pending is not None and self._question is not None
         self.elicitor.answer(self._question, choice)
+        self.answers.append(choice)
         answered = Answered(number=self.pending.number, answer=choice)
         self.pending = self._question = None
         return answered
+
+    def rewound(self, answers: int) -> ValueStep:
+        """The step as it was after its first ``answers`` answers, asking its next question again
+        (the elicitor is seeded, so replaying the answers rebuilds it exactly)."""
+        step = ValueStep(*self._made)
+        for choice in self.answers[:answers]:
+            step.next()
+            step.answer(choice)
+        step.next()
+        return step
 
     def result(self) -> Elicited:
         """The human's values as asked: one point, and every state's utility / range with its interval."""

@@ -14,6 +14,12 @@ the exchange shares every fact that changes a prediction (with some values it
 changes the human's choice); and once it is over, the engine asks the human
 value questions (:mod:`dialogue.elicitation`), each answered by an
 :class:`Answer`, before the final diagnosis.
+
+Every act of the human (a response to an offer, a share, an observation, a
+value edit, a value answer) is an event, never a rewrite: the engine
+re-diagnoses and applies the stop rule afresh.  :class:`Undo` takes the last
+such act back as a new event: the engine returns to where it was before it
+(turn numbers keep counting, so every turn in the record stays as it was).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from beliefs.graph import BeliefGraph, FactRecord
-from dialogue.cruxes import Crux, rank_cruxes
+from dialogue.cruxes import Crux, rank_cruxes, unshared
 from dialogue.diagnosis import Diagnosis
 from dialogue.elicitation import Elicitation, ValueStep, intervals
 from dialogue.evaluate import Evaluator
@@ -46,6 +52,8 @@ from dialogue.protocol import (
     Share,
     State,
     Stated,
+    Undo,
+    Undone,
     ValuesChanged,
 )
 from oracle.oracle import Oracle
@@ -64,6 +72,24 @@ CELL_NAMES = {
 
 class EngineError(CruxError):
     """A message the engine cannot take in its current state."""
+
+
+_RESTORED = (
+    "scenario", "graphs", "utilities", "values", "unknown", "evaluator", "value_step", "elicited",
+    "pending", "pending_crux", "diagnosis", "final", "concluded",
+)
+"""What an undo restores; the turn and observation counters keep counting."""
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """The engine before one act of the human, and that act in words."""
+
+    state: dict
+    answers: int
+    """How many value questions were answered (the value step is rebuilt by replaying them)."""
+    undid: str
+    text: str
 
 
 @dataclass
@@ -102,6 +128,11 @@ class Engine:
         self.concluded = False
         self.decided = False
         self.started = False
+        self._acts: list[_Snapshot] = []
+        """One snapshot per act of the human, the last on top: what :class:`Undo` returns to."""
+        self._reuse: int | None = None
+        """The number of an offer withdrawn unanswered: the next offer takes it, so turns have no gaps."""
+        self._observations = 0
 
     # -- messages ----------------------------------------------------------------------
 
@@ -124,8 +155,14 @@ class Engine:
             Observe: self._observe,
             SetValues: self._set_values,
             Answer: self._answer,
+            Undo: self._undo,
         }
-        return handlers[type(message)](message)  # type: ignore[operator]
+        act = self._act(message)
+        snapshot = None if act is None else self._snapshot(*act)
+        events = handlers[type(message)](message)  # type: ignore[operator]
+        if snapshot is not None:
+            self._acts.append(snapshot)
+        return events
 
     def implied_choice(self, party: str = "human") -> str | None:
         """What a party's own beliefs and values choose now (None while its values are unknown)."""
@@ -146,6 +183,11 @@ class Engine:
         """Facts the human holds that the agent has not seen."""
         return [f for f in self.scenario.facts if self.graphs["human"].holds(f) and not self.graphs["agent"].seen(f)]
 
+    @property
+    def undoable(self) -> str | None:
+        """The human's last act in words, if one can be taken back (none once decided)."""
+        return None if self.decided or not self._acts else self._acts[-1].text
+
     # -- steps -------------------------------------------------------------------------
 
     def _respond(self, message: Respond) -> list:
@@ -164,6 +206,7 @@ class Engine:
             reliability=message.reliability,
         )
         self.graphs[receiver] = self.graphs[receiver].with_record(record)
+        self.pending = self.pending_crux = None
         self._rediagnose()
         responded = Responded(
             turn=offer.turn,
@@ -191,16 +234,16 @@ class Engine:
             raise EngineError(f"the human does not hold {message.fact!r}, so cannot share it")
         if agent.seen(message.fact):
             raise EngineError(f"the agent already has {message.fact!r}")
-        self.turn += 1
-        after = self.evaluator.diagnose([(agent.with_facts([message.fact], "human", self.turn), human)])[0]
+        self._withdraw()
+        turn = self._new_turn()
+        after = self.evaluator.diagnose([(agent.with_facts([message.fact], "human", turn), human)])[0]
         assert self.diagnosis is not None
         effect = "it changes no choice"
         if after.key() != self.diagnosis.key():
             effect = "it changes the swap test"
         elif after.differs(self.diagnosis):
             effect = "it changes how the actions compare in the agent's predictions"
-        self.pending_crux = None
-        self.pending = self._offer(message.fact, "human", "agent", f"shared by the human; {effect}", after, shared=True)
+        self.pending = self._offer(turn, message.fact, "human", "agent", f"shared by the human; {effect}", after, shared=True)
         return [self.pending]
 
     def _observe(self, message: Observe) -> list:
@@ -214,13 +257,14 @@ class Engine:
             raise EngineError(unknown(f"state of {message.variable}", message.state, net.states[message.variable]))
         if not 0.0 <= message.reliability <= 1.0:
             raise EngineError(f"reliability {message.reliability} is out of range: use a probability in [0, 1]")
-        count = sum(f.startswith(OBSERVATION_PREFIX) for f in self.scenario.facts)
-        fact_id = f"{OBSERVATION_PREFIX}{count + 1}"
+        self._observations += 1  # counts on through undos, so an id names one observation
+        fact_id = f"{OBSERVATION_PREFIX}{self._observations}"
         text = message.text or f"{message.source} reports {message.variable} = {message.state}."
         fact = Fact(text=text, source=message.source, reliability=message.reliability, observe={message.variable: message.state})
         self.scenario = self.scenario.model_copy(update={"facts": {**self.scenario.facts, fact_id: fact}})
         self.graphs = {p: replace(g, scenario=self.scenario) for p, g in self.graphs.items()}
         self.graphs["human"] = self.graphs["human"].with_record(FactRecord(fact_id, "own", self.turn, "held"))
+        self._withdraw()
         self._rediagnose()
         observed = Observed(
             fact=fact_id, variable=message.variable, state=message.state,
@@ -229,9 +273,10 @@ class Engine:
         return [observed, self._diagnosed("turn"), *self._share(Share(fact=fact_id))]
 
     def _set_values(self, message: SetValues) -> list:
-        """A party restates its values: the diagnosis and the next offer follow."""
+        """A party restates its values: the diagnosis and the stop rule are applied afresh (the offer
+        on the table is withdrawn; the top fact under the new values is offered, or the exchange ends)."""
         if self.concluded:
-            raise EngineError("the session has concluded; values can no longer change")
+            raise EngineError("the exchange has concluded; values can no longer change (undo to go back into it)")
         if self.value_step is not None:
             raise EngineError("the human's values are being asked: answer the question on offer")
         if message.party == "agent" and self.mode == "predict-only":
@@ -247,9 +292,11 @@ class Engine:
             for state in states:
                 if state not in net.states[outcome]:
                     raise EngineError(unknown(f"state of {outcome}", state, net.states[outcome]))
+        before = self.values[message.party] or {}
         self._take_values(message.party, message.values)
+        self._withdraw()
         self._rediagnose()
-        changed = ValuesChanged(party=message.party, values=message.values)
+        changed = ValuesChanged(party=message.party, values=message.values, changed=_changes(net, before, message.values))
         return [changed, self._diagnosed("turn"), *self._advance()]
 
     def _answer(self, message: Answer) -> list:
@@ -263,6 +310,27 @@ class Engine:
             raise EngineError(f"answer {asked.first!r} or {asked.second!r} to question {asked.number}, not {message.choice!r}")
         assert self.value_step is not None
         return [self.value_step.answer(message.choice), *self._next_question()]
+
+    def _undo(self, message: Undo) -> list:
+        """Take back the human's last act: the engine returns to where it was before it, and offers
+        again what was on offer then (as a new turn) or asks again the question it answered."""
+        if self.decided:
+            raise EngineError("the decision has been taken: nothing can be undone")
+        if not self._acts:
+            raise EngineError("there is nothing of yours to undo yet")
+        snapshot = self._acts.pop()
+        self._withdraw()
+        for name, value in snapshot.state.items():
+            setattr(self, name, dict(value) if isinstance(value, dict) else value)
+        if self.value_step is not None:
+            self.value_step = self.value_step.rewound(snapshot.answers)
+        events: list = [Undone(undid=snapshot.undid, text=snapshot.text), self._diagnosed("turn")]
+        if self.question is not None:
+            events.append(self.question)
+        elif self.pending is not None:
+            self.pending = self.pending.model_copy(update={"turn": self._new_turn()})
+            events.append(self.pending)
+        return events
 
     def _decide(self, message: Decide) -> list:
         if not self.concluded:
@@ -291,8 +359,43 @@ class Engine:
             self.unknown = unknown_outcomes
         self.evaluator = Evaluator(self.oracle, self.utilities, self.actions)
 
-    def _rediagnose(self) -> None:
+    def _act(self, message: Message) -> tuple[str, str] | None:
+        """(kind, words) when the message is an act of the human that :class:`Undo` can take back."""
+        if isinstance(message, Respond) and self.pending is not None and self.pending.receiver == "human":
+            how = "rejected" if not message.accepted else (
+                "accepted" if message.reliability is None else f"accepted at reliability {message.reliability:g}"
+            )
+            return "response", f"your response to turn {self.pending.turn} ({how} {message.fact})"
+        if isinstance(message, Share):
+            return "share", f"sharing {message.fact}"
+        if isinstance(message, Observe):
+            return "observation", f"your observation {message.variable}={message.state}"
+        if isinstance(message, SetValues) and message.party == "human":
+            return "values", "your value edit"
+        if isinstance(message, Answer):
+            return "answer", f"your answer to value question {message.question} ({message.choice})"
+        return None
+
+    def _snapshot(self, undid: str, text: str) -> _Snapshot:
+        state = {name: getattr(self, name) for name in _RESTORED}
+        state = {k: dict(v) if isinstance(v, dict) else v for k, v in state.items()}
+        answers = len(self.value_step.answers) if self.value_step is not None else 0
+        return _Snapshot(state=state, answers=answers, undid=undid, text=text)
+
+    def _withdraw(self) -> None:
+        """Take the offer on the table back unanswered; the next offer takes its turn number."""
+        if self.pending is not None:
+            self._reuse = self.pending.turn
         self.pending = self.pending_crux = None
+
+    def _new_turn(self) -> int:
+        if self._reuse is not None:
+            turn, self._reuse = self._reuse, None
+            return turn
+        self.turn += 1
+        return self.turn
+
+    def _rediagnose(self) -> None:
         self.diagnosis = self.evaluator.diagnose([(self.graphs["agent"], self.graphs["human"])])[0]
 
     def _advance(self) -> list:
@@ -307,13 +410,29 @@ class Engine:
         if not cruxes:
             self.concluded = True
             known = intervals(self.elicited) if self.elicited is not None else None
-            self.final = conclude(self.evaluator, self.graphs, self.diagnosis, known)
+            self.final = conclude(self.evaluator, self.graphs, self.diagnosis, known).model_copy(update={"why": self._why_over()})
             return [self._diagnosed("final"), self.final]
         top = cruxes[0]
-        self.turn += 1
         self.pending_crux = top
-        self.pending = self._offer(top.fact, top.sender, top.receiver, top.why(self.diagnosis, self.mode), top.alone)
+        why = top.why(self.diagnosis, self.mode)
+        self.pending = self._offer(self._new_turn(), top.fact, top.sender, top.receiver, why, top.alone)
         return [self.pending]
+
+    def _why_over(self) -> str:
+        """Why the exchange ended, in words (SCENARIO.md's stop rule)."""
+        left = sorted({fact for fact, _, _ in unshared(self.graphs)})
+        rejected = sorted({r.fact for g in self.graphs.values() for r in g.records if r.status == "rejected"})
+        if self.mode == "predict-only":
+            test = "would change your choice under either side's predictions"
+        else:
+            test = "would change any of the four choices of the swap test"
+        if left:
+            why = f"no unshared fact ({', '.join(left)}), alone or pooled with the others, {test}"
+        else:
+            why = "every fact has been exchanged"
+        if rejected:
+            why += f"; rejected facts ({', '.join(rejected)}) stay unresolved beliefs"
+        return why
 
     def _next_question(self) -> list:
         """The next value question, or, when there is none, the human's values as asked and what follows."""
@@ -326,10 +445,12 @@ class Engine:
         self._rediagnose()
         return [self.elicited, *self._advance()]
 
-    def _offer(self, fact_id: str, sender: str, receiver: str, why: str, after: Diagnosis, shared: bool = False) -> Offered:
+    def _offer(
+        self, turn: int, fact_id: str, sender: str, receiver: str, why: str, after: Diagnosis, shared: bool = False
+    ) -> Offered:
         fact = self.scenario.facts[fact_id]
         return Offered(
-            turn=self.turn,
+            turn=turn,
             fact=fact_id,
             sender=sender,  # type: ignore[arg-type]
             receiver=receiver,  # type: ignore[arg-type]
@@ -354,3 +475,19 @@ class Engine:
             value_share=d.value_share,
             expected_utility={CELL_NAMES[c]: dict(zip(self.actions, eu)) for c, eu in d.expected.items()},
         )
+
+
+def _changes(net, before: Mapping, after: Mapping) -> list[dict]:
+    """Each outcome state whose utility differs between two sets of values as written (None: unknown)."""
+
+    def utility(values: Mapping, outcome: str, state: str) -> float | None:
+        stated = values.get(outcome, {})
+        return None if stated == UNKNOWN else float(stated.get(state, 0.0))
+
+    out = []
+    for outcome in net.outcomes:
+        for state in net.states[outcome]:
+            old, new = utility(before, outcome, state), utility(after, outcome, state)
+            if old != new:
+                out.append({"outcome": outcome, "state": state, "before": old, "after": new})
+    return out

@@ -48,7 +48,7 @@ def conclude(
             value = row_value(oracle, cells, d.variable, row)
         if value <= MATTERS:
             continue
-        entry = {"variable": d.variable, "agent": _round(d.a), "human": _round(d.b)}
+        entry = {"variable": d.variable, "states": list(net.states[d.variable]), "agent": _round(d.a), "human": _round(d.b)}
         if d.row is not None:
             entry["given"] = d.row
         entry.update(
@@ -73,7 +73,7 @@ def conclude(
             moved = {o: ((ma[o][i] - ma[o][j]) + (mh[o][i] - mh[o][j])) / 2 for o in net.outcomes}
         found = value_conflicts(ua, uh, dict(net.states), moved, human_intervals)
         conflicts = [c.to_json() for c in found]
-        words = tradeoff(found)
+        words = tradeoff(found) if moved is not None else None  # a trade-off only where the choices differ
     return Concluded(unresolved_beliefs=unresolved, value_conflicts=conflicts, tradeoff=words)
 
 

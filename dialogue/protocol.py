@@ -79,6 +79,11 @@ class Answer(_Message):
     choice: str
 
 
+class Undo(_Message):
+    """The human takes back their last act (a response to an offer, a share, an observation, a value
+    edit or a value answer); the engine goes on from where it was before it."""
+
+
 # -- what the engine records -------------------------------------------------------------
 
 
@@ -141,6 +146,10 @@ class ValuesChanged(_Message):
     type: Literal["values"] = "values"
     party: PartyName
     values: dict[str, OutcomeValues]
+    changed: list[dict] = Field(
+        default_factory=list,
+        description='Each utility that changed: {"outcome", "state", "before", "after"} (None: unknown).',
+    )
 
 
 class Eliciting(_Message):
@@ -215,6 +224,15 @@ class Concluded(_Message):
     unresolved_beliefs: list[dict]
     value_conflicts: list[dict]
     tradeoff: str | None = None
+    why: str = Field(default="", description="Why the exchange ended, in words.")
+
+
+class Undone(_Message):
+    """The human took back their last act; the events it caused no longer hold."""
+
+    type: Literal["undo"] = "undo"
+    undid: str = Field(description='What was taken back: "response", "share", "observation", "values" or "answer".')
+    text: str = Field(description="What was taken back, in words.")
 
 
 class Decided(_Message):
@@ -240,10 +258,11 @@ Event = Annotated[
     | Eliciting
     | Asked
     | Answered
-    | Elicited,
+    | Elicited
+    | Undone,
     Field(discriminator="type"),
 ]
-Message = Respond | Decide | State | Share | Observe | SetValues | Answer
+Message = Respond | Decide | State | Share | Observe | SetValues | Answer | Undo
 
 
 def message_of(event: BaseModel) -> Message | None:
@@ -265,7 +284,20 @@ def message_of(event: BaseModel) -> Message | None:
         return SetValues(party=event.party, values=event.values)
     if isinstance(event, Answered):
         return Answer(question=event.number, choice=event.answer)
+    if isinstance(event, Undone):
+        return Undo()
     return None
+
+
+def human_act(event: BaseModel) -> bool:
+    """Whether the event records an act of the human that :class:`Undo` can take back (the engine
+    keeps one snapshot per such act, in the same order)."""
+    return (
+        (isinstance(event, Responded) and event.by == "human")
+        or (isinstance(event, Offered) and event.shared and not event.fact.startswith(OBSERVATION_PREFIX))
+        or isinstance(event, (Observed, Answered))
+        or (isinstance(event, ValuesChanged) and event.party == "human")
+    )
 
 
 OBSERVATION_PREFIX = "observation-"

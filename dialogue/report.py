@@ -17,7 +17,9 @@ from dialogue.protocol import (
     Responded,
     Started,
     Stated,
+    Undone,
     ValuesChanged,
+    human_act,
 )
 
 
@@ -25,8 +27,27 @@ def _diagnosis(d: Diagnosed) -> dict:
     return {"kind": d.kind, "belief_share": d.belief_share, "value_share": d.value_share, "cells": d.cells}
 
 
+def undone(events: Sequence) -> set[int]:
+    """The indices of the events that an undo took back: each :class:`Undone` takes back the last act
+    of the human still standing (:func:`dialogue.protocol.human_act`) and everything after it."""
+    acts: list[int] = []
+    out: set[int] = set()
+    for i, e in enumerate(events):
+        if isinstance(e, Undone):
+            if acts:
+                out.update(range(acts.pop(), i))
+        elif human_act(e):
+            acts.append(i)
+    return out
+
+
 def build_report(events: Sequence) -> dict:
-    """The report: scenario, mode, initial, turns, final, decision (None where not reached yet)."""
+    """The report: scenario, mode, initial, turns, final, decision (None where not reached yet).
+
+    Every turn is shown as it was at that turn; a value edit, an observation or an undo is an entry
+    of its own in ``history`` (with the diagnosis that followed it), and what an undo took back is
+    kept, marked ``"undone": true``.
+    """
     start = next((e for e in events if isinstance(e, Started)), None)
     report: dict = {
         "scenario": start.scenario if start else None,
@@ -37,37 +58,33 @@ def build_report(events: Sequence) -> dict:
         "decision": None,
         "complete": False,
     }
+    gone = undone(events)
+    standing = [e for i, e in enumerate(events) if i not in gone]
     stated = [e for e in events if isinstance(e, Stated)]
     if stated:
         report["stated"] = [{"action": e.action, "implied": e.implied, "matches": e.matches} for e in stated]
-    observed = [e for e in events if isinstance(e, Observed)]
-    if observed:
-        report["observations"] = [
-            {"fact": e.fact, "variable": e.variable, "state": e.state, "reliability": e.reliability, "source": e.source}
-            for e in observed
-        ]
-    changed = [e for e in events if isinstance(e, ValuesChanged)]
-    if changed:
-        report["value_changes"] = [{"party": e.party, "values": e.values} for e in changed]
-    elicitation = _elicitation(events)
+    elicitation = _elicitation(standing)
     if elicitation is not None:
         report["elicitation"] = elicitation
+    history: list[dict] = []
     offers: dict[str, Offered] = {}
-    last_turn: dict | None = None
-    for e in events:
+    last: dict | None = None
+    for i, e in enumerate(events):
+        entry: dict | None = None
         if isinstance(e, Diagnosed):
             if e.stage == "initial":
                 report["initial"] = {"choices": e.choices, "diagnosis": _diagnosis(e)}
-            elif e.stage == "turn" and last_turn is not None:
-                last_turn["choices"] = e.choices
-                last_turn["diagnosis"] = _diagnosis(e)
-            elif e.stage == "final":
+            elif e.stage == "turn" and last is not None:
+                last["choices"] = e.choices
+                last["diagnosis"] = _diagnosis(e)
+            elif e.stage == "final" and i not in gone:
                 report["final"] = {"choices": e.choices, "diagnosis": _diagnosis(e)}
         elif isinstance(e, Offered):
             offers[e.fact] = e
         elif isinstance(e, Responded):
             offer = offers[e.fact]
-            last_turn = {
+            entry = {
+                "type": "turn",
                 "turn": e.turn,
                 "from": offer.sender,
                 "to": offer.receiver,
@@ -76,17 +93,40 @@ def build_report(events: Sequence) -> dict:
                 "response": e.response,
             }
             if offer.shared:
-                last_turn["shared"] = True
+                entry["shared"] = True
             if e.reliability is not None:
-                last_turn["reliability"] = e.reliability
-            report["turns"].append(last_turn)
-        elif isinstance(e, Concluded) and report["final"] is not None:
+                entry["reliability"] = e.reliability
+                entry["stated_reliability"] = offer.reliability
+            report["turns"].append(entry)
+        elif isinstance(e, ValuesChanged):
+            entry = {"type": "values", "party": e.party, "values": e.values, "changed": e.changed}
+            report.setdefault("value_changes", []).append(entry)
+        elif isinstance(e, Observed):
+            entry = {
+                "type": "observation",
+                "fact": e.fact,
+                "variable": e.variable,
+                "state": e.state,
+                "reliability": e.reliability,
+                "source": e.source,
+            }
+            report.setdefault("observations", []).append(entry)
+        elif isinstance(e, Undone):
+            entry = {"type": "undo", "undid": e.undid, "text": e.text}
+        elif isinstance(e, Concluded) and i not in gone and report["final"] is not None:
             report["final"]["unresolved_beliefs"] = e.unresolved_beliefs
             report["final"]["value_conflicts"] = e.value_conflicts
             report["final"]["tradeoff"] = e.tradeoff
+            report["final"]["why"] = e.why
         elif isinstance(e, Decided):
             report["decision"] = {"action": e.action, "by": e.by, "reasons": e.reasons, "follows": e.follows}
             report["complete"] = True
+        if entry is not None:
+            if i in gone:
+                entry["undone"] = True
+            history.append(entry)
+            last = entry
+    report["history"] = history
     return report
 
 
@@ -96,6 +136,7 @@ def _elicitation(events: Sequence) -> dict | None:
     if start is None:
         return None
     answers = {e.number: e.answer for e in events if isinstance(e, Answered)}
+    asked = {q.number: q for q in events if isinstance(q, Asked)}  # a question asked again after an undo: the last
     questions = [
         {
             "number": q.number,
@@ -106,8 +147,7 @@ def _elicitation(events: Sequence) -> dict | None:
             "given": q.given,
             "answer": answers.get(q.number),
         }
-        for q in events
-        if isinstance(q, Asked)
+        for q in asked.values()
     ]
     out: dict = {"unknown": start.unknown, "stated": start.stated, "questions": questions}
     done = next((e for e in events if isinstance(e, Elicited)), None)
@@ -118,8 +158,45 @@ def _elicitation(events: Sequence) -> dict | None:
     return out
 
 
+def _given(row: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in row.items())
+
+
+def _numbers(states: list[str] | None, p: list[float]) -> str:
+    """A distribution with its state names: ``dry 0.14 / wet 0.86`` (numbers alone when names are unknown)."""
+    if states is None or len(states) != len(p):
+        return " / ".join(f"{x:.2f}" for x in p)
+    return " / ".join(f"{s} {x:.2f}" for s, x in zip(states, p))
+
+
+def _utility(x: float | None) -> str:
+    return "unknown" if x is None else f"{x:g}"
+
+
+def _response(t: dict) -> str:
+    if t["response"] == "accepted" and "reliability" in t:
+        own = t.get("stated_reliability")
+        return f"accepted at reliability {t['reliability']:g}" + (f" (its source gives {own:g})" if own is not None else "")
+    return t["response"]
+
+
+def share_note(d: dict) -> str | None:
+    """What a share below 0 (and so the other's above 1) means, in words; None when both are in [0, 1]."""
+    b, v = d.get("belief_share"), d.get("value_share")
+    if b is None or v is None or (0.0 <= b <= 1.0 and 0.0 <= v <= 1.0):
+        return None
+    low, high = ("belief", "value") if b < 0 else ("value", "belief")
+    pulls = "beliefs" if low == "belief" else "values"
+    return (
+        f"The {low} share is below 0: the difference in {pulls} pulls the two choices together, so the "
+        f"{high} difference accounts for more than the whole gap ({100 * max(b, v):.0f}%) and the {pulls} "
+        f"take {100 * abs(min(b, v)):.0f}% of it back."
+    )
+
+
 def render(report: dict) -> str:
-    """A readable account of the session."""
+    """A readable account of the session: each turn as it was, every edit and undo in its place."""
+    predict_only = report["mode"] == "predict-only"
     lines = [f"Scenario {report['scenario']} ({report['mode']})", ""]
 
     def choices(c: dict) -> str:
@@ -131,17 +208,38 @@ def render(report: dict) -> str:
     def diagnosis(d: dict) -> str:
         if d["kind"] == "unknown":
             return "no diagnosis until they are asked"
+        if predict_only:
+            return "the agent's predictions would not change it" if d["kind"] == "agree" else (
+                "the agent's predictions would change it (a matter of facts)"
+            )
         if d["belief_share"] is None:
             return d["kind"]
         return f"{d['kind']} (belief share {d['belief_share']:.2f}, value share {d['value_share']:.2f})"
 
+    def now(entry: dict) -> str:
+        return f"; now {choices(entry['choices'])}" if "choices" in entry else ""
+
     if report["initial"]:
         lines.append(f"At the start {choices(report['initial']['choices'])}: {diagnosis(report['initial']['diagnosis'])}.")
-    for t in report["turns"]:
-        lines.append(
-            f"  turn {t['turn']}: the {t['from']} offers {t['fact']} to the {t['to']} ({t['why']}): {t['response']}"
-            + (f"; now {choices(t['choices'])}" if "choices" in t else "")
-        )
+    for entry in report.get("history", report["turns"]):
+        kind = entry.get("type", "turn")
+        mark = " (later undone)" if entry.get("undone") else ""
+        if kind == "turn":
+            text = (
+                f"  turn {entry['turn']}: the {entry['from']} offers {entry['fact']} to the {entry['to']} "
+                f"({entry['why']}): {_response(entry)}{mark}"
+            )
+        elif kind == "values":
+            edits = ", ".join(f"{c['outcome']}={c['state']} from {_utility(c['before'])} to {_utility(c['after'])}" for c in entry["changed"])
+            text = f"  the {entry['party']} changed their values{': ' + edits if edits else ''}{mark}"
+        elif kind == "observation":
+            text = (
+                f"  the human observed {entry['variable']}={entry['state']} ({entry['source']}, reliability "
+                f"{entry['reliability']:g}) as {entry['fact']}{mark}"
+            )
+        else:
+            text = f"  the human took back {entry['text'].replace('your ', 'their ')}"
+        lines.append(text + now(entry))
     asked = report.get("elicitation")
     if asked:
         lines.append(f"Then the human was asked about their values of {', '.join(asked['unknown'])}:")
@@ -164,19 +262,28 @@ def render(report: dict) -> str:
                         lines.append(f"    {outcome}={state}: {u['mean']:+.3f} [{low:+.3f}, {high:+.3f}]")
     final = report["final"]
     if final:
+        if final.get("why"):
+            lines.append(f"The exchange ended: {final['why']}.")
         lines.append(f"In the end {choices(final['choices'])}: {diagnosis(final['diagnosis'])}.")
-        explain = {
-            "agree": "They agree.",
-            "belief": "The disagreement is about facts: with the same beliefs they would choose alike.",
-            "value": "The disagreement is about values: with the same beliefs they would still choose differently.",
-            "both": "The disagreement is partly about facts and partly about values.",
-        }
-        lines.append(explain[final["diagnosis"]["kind"]])
+        if not predict_only:
+            explain = {
+                "agree": "They agree.",
+                "belief": "The disagreement is about facts: with the same beliefs they would choose alike.",
+                "value": "The disagreement is about values: with the same beliefs they would still choose differently.",
+                "both": "The disagreement is partly about facts and partly about values.",
+                "unknown": "The human's values are not known, so the disagreement cannot be split.",
+            }
+            lines.append(explain[final["diagnosis"]["kind"]])
+            note = share_note(final["diagnosis"])
+            if note:
+                lines.append(note)
         for u in final.get("unresolved_beliefs", []):
-            where = f" given {u['given']}" if "given" in u else ""
+            where = f" given {_given(u['given'])}" if "given" in u else ""
+            states = u.get("states")
             lines.append(
-                f"  unresolved belief about {u['variable']}{where}: agent {u['agent']}, human {u['human']} "
-                f"({'; '.join(u['causes'])}); settle it: {u['settle']} (value of information {u['value_of_information']:.4f})"
+                f"  unresolved belief about {u['variable']}{where}: agent {_numbers(states, u['agent'])}, "
+                f"human {_numbers(states, u['human'])} ({'; '.join(u['causes'])}); settle it: {u['settle']} "
+                f"(value of information {u['value_of_information']:.4f})"
             )
         for c in final.get("value_conflicts", []):
             interval = c.get("human_interval")
@@ -184,8 +291,10 @@ def render(report: dict) -> str:
             lines.append(
                 f"  value conflict on {c['outcome']}={c['state']}: agent {c['agent']:.3f}, human {c['human']:.3f}{asked_range}"
             )
-        if final.get("tradeoff"):
+        if final.get("tradeoff") and final["choices"].get("agent") != final["choices"].get("human"):
             lines.append(f"  In words: {final['tradeoff']}.")
     if report["decision"]:
-        lines.append(f"Decision (by the {report['decision']['by']}): {report['decision']['action']}.")
+        d = report["decision"]
+        reasons = f" Reasons: {d['reasons']}" if d.get("reasons") else ""
+        lines.append(f"Decision (by the {d['by']}): {d['action']}.{reasons}")
     return "\n".join(lines)

@@ -180,6 +180,9 @@ def test_an_irrelevant_fact_is_never_offered(tmp_path):
     offered = [e.fact for e in events if isinstance(e, Offered)]
     assert offered == ["fx"]
     assert report["final"]["diagnosis"]["kind"] == "agree"
+    assert report["final"]["why"] == (
+        "no unshared fact (noise), alone or pooled with the others, would change any of the four choices of the swap test"
+    )
 
 
 def test_a_rejected_fact_stays_a_belief_disagreement(tmp_path):
@@ -194,6 +197,7 @@ def test_a_rejected_fact_stays_a_belief_disagreement(tmp_path):
     [gap] = final["unresolved_beliefs"]
     assert gap["variable"] == "x" and "human rejected fx" in gap["causes"]
     assert gap["settle"].startswith("observe x")
+    assert report["final"]["why"].endswith("rejected facts (fx) stay unresolved beliefs")
 
 
 def test_predict_only_without_agent_values(tmp_path):
