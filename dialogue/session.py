@@ -17,7 +17,7 @@ from dialogue.elicitation import Elicitation
 from dialogue.engine import Engine
 from dialogue.parties import Agent, Human, Party, ScriptedHuman
 from dialogue.protocol import Diagnosed, Eliciting, Message, Mode, Started, dump, message_of
-from dialogue.report import build_report
+from dialogue.report import build_report, render
 from dialogue.transcript import Transcript, read_events
 from oracle.oracle import Oracle
 from worldmodel.errors import CruxError
@@ -90,6 +90,26 @@ class LiveSession:
 
     def report(self) -> dict:
         return build_report(self.events)
+
+    @property
+    def transcript_path(self) -> Path | None:
+        """Where the events are written (None: nowhere)."""
+        return self._writer.path if self._writer is not None else None
+
+    def report_path(self) -> Path | None:
+        """Where the readable report goes: beside the transcript (``t.jsonl`` -> ``t.report.txt``)."""
+        path = self.transcript_path
+        return None if path is None else path.with_name(f"{path.stem}.report.txt")
+
+    def save_report(self) -> Path | None:
+        """Write the readable report beside the transcript (as the session stands); its path."""
+        path = self.report_path()
+        if path is not None:
+            try:
+                path.write_text(render(self.report()) + "\n", encoding="utf-8")
+            except OSError as err:
+                raise CruxError(f"{path}: cannot write the report: {err}") from None
+        return path
 
     def final(self) -> Diagnosed | None:
         return next((e for e in reversed(self.events) if isinstance(e, Diagnosed) and e.stage == "final"), None)

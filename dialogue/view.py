@@ -11,7 +11,22 @@ from dataclasses import dataclass
 from beliefs.diff import Difference, differences
 from dialogue.diagnosis import Diagnosis
 from dialogue.elicitation import intervals
-from dialogue.protocol import Asked, Stated
+from dialogue.protocol import (
+    Answered,
+    Asked,
+    Concluded,
+    Decided,
+    Diagnosed,
+    Elicited,
+    Eliciting,
+    Observed,
+    Offered,
+    Responded,
+    Stated,
+    Undone,
+    ValuesChanged,
+)
+from dialogue.report import share_note
 from dialogue.session import LiveSession
 from oracle.query import Distribution, Query
 from values.tradeoffs import ValueConflict, tradeoff, value_conflicts
@@ -78,6 +93,53 @@ class SessionView:
             )
         return out
 
+    def available(self) -> set[str]:
+        """What the person can do now (the names of the UI's actions); keys for anything else are
+        hidden, so every key shown does something."""
+        engine = self.engine
+        if self.stated() is None:
+            return {"position"}
+        if engine.decided:
+            return {"summary"}
+        offer = engine.pending
+        out = set()
+        if offer is not None and offer.receiver == "human":
+            out |= {"respond", "discount"} if offer.reliability is not None else {"respond"}
+        if engine.exchanging:
+            out.add("observe")
+            if engine.shareable():
+                out.add("share")
+            out.add("edit_value")
+        if engine.question is not None:
+            out.add("answer_values")
+        if engine.undoable is not None:
+            out.add("undo")
+        if engine.concluded:
+            out.add("decide")
+        return out
+
+    def badge(self) -> str:
+        """The diagnosis in a word or two; in predict-only mode it never implies an agent's choice."""
+        kind = self.diagnosis.kind
+        if self.predict_only:
+            return {"agree": "YOUR CHOICE HOLDS", "belief": "FACTS CHANGE YOUR CHOICE"}.get(kind, "VALUES UNKNOWN")
+        return {"unknown": "VALUES UNKNOWN"}.get(kind, kind.upper())
+
+    def stage(self) -> str:
+        """Where the session is, and the key that moves it on."""
+        engine = self.engine
+        if self.stated() is None:
+            return "state your position first: press p"
+        if engine.decided:
+            return "decided: press D for the summary"
+        if engine.question is not None:
+            return f"value question {engine.question.number}: press v to answer"
+        if engine.concluded:
+            return "exchange over: press D to decide"
+        if engine.pending is not None and engine.pending.receiver == "human":
+            return f"turn {engine.pending.turn}: a fact on offer to you"
+        return f"turn {engine.turn}: exchanging facts"
+
     def sentence(self) -> str:
         """The diagnosis in one plain sentence, addressed to the human."""
         d = self.diagnosis
@@ -104,6 +166,92 @@ class SessionView:
             f"the agent, with yours, would choose {d.cells[('h', 'a')]}."
         )
 
+    def share_note(self) -> str | None:
+        """What a share below 0 means, when there is one (never in predict-only mode)."""
+        return None if self.predict_only else share_note(self.diagnosis.to_json())
+
+    def describe(self, event) -> str | None:
+        """One event in words for the dialogue log, addressed to the person (None: not logged)."""
+        who = {"human": "you", "agent": "the agent"}
+        if isinstance(event, Offered):
+            source = event.source + (f", reliability {event.reliability:g}" if event.reliability is not None else "")
+            if event.shared:
+                return f"turn {event.turn}: you share {event.fact} ({source}) with the agent: {event.why}"
+            if event.sender == "human":
+                return f"turn {event.turn}: your fact {event.fact} ({source}) goes to the agent: {event.why}"
+            return f"turn {event.turn}: the agent offers {event.fact} ({source}): {event.why}"
+        if isinstance(event, Responded):
+            trust = f" at reliability {event.reliability:g}" if event.reliability is not None else ""
+            return f"   {who[event.by]} {event.response} {event.fact}{trust}"
+        if isinstance(event, Diagnosed) and event.stage == "initial":
+            return "at the start " + self._choices(event)
+        if isinstance(event, Diagnosed) and event.stage == "turn":
+            return "   now " + self._choices(event)
+        if isinstance(event, Stated):
+            implied = "" if event.implied is None or event.matches else (
+                f" (the beliefs and values on record for you imply {event.implied})"
+            )
+            return f"you prefer {event.action}{implied}"
+        if isinstance(event, ValuesChanged):
+            edits = ", ".join(
+                f"{c['outcome']}={c['state']} from {_number(c['before'])} to {_number(c['after'])}" for c in event.changed
+            )
+            return f"you changed your values: {edits or 'nothing changed'}"
+        if isinstance(event, Observed):
+            return f"you observed {event.variable}={event.state} ({event.source}, reliability {event.reliability:g})"
+        if isinstance(event, Undone):
+            return f"you took back {event.text}"
+        if isinstance(event, Concluded):
+            return f"The exchange is over: {event.why}." if event.why else "The exchange is over."
+        if isinstance(event, Diagnosed):
+            return "final diagnosis: " + self._choices(event)
+        if isinstance(event, Decided):
+            return f"your decision: {event.action}" + (f" ({event.reasons})" if event.reasons else "")
+        if isinstance(event, Eliciting):
+            return f"the facts are exchanged; now a few questions about your values of {', '.join(event.unknown)}"
+        if isinstance(event, Asked):
+            return f"value question {event.number}: {event.text}"
+        if isinstance(event, Answered):
+            return f"   you answered {event.answer}"
+        if isinstance(event, Elicited):
+            return f"your values, from {event.questions} answers, point to {event.decision}"
+        return None
+
+    def _choices(self, event: Diagnosed) -> str:
+        """The choices a diagnosis event records, in words."""
+        mine = event.choices.get("human")
+        if self.predict_only:
+            if mine is None:
+                return "your values are not known yet"
+            other = event.cells.get("agent beliefs, human values")
+            change = "would not change it" if other == mine else f"would make it {other}"
+            return f"you would choose {mine}; the agent's predictions {change}"
+        agent = event.choices.get("agent")
+        yours = "your values are not known yet" if mine is None else f"you would choose {mine}"
+        return f"the agent would choose {agent}, {yours} ({self.badge_of(event.kind)})"
+
+    def badge_of(self, kind: str) -> str:
+        return {"unknown": "values unknown"}.get(kind, kind)
+
+    def belief_rows(self) -> list[tuple[str, str, str, str, str]]:
+        """Each difference of belief as text: (belief, the agent's numbers, yours, the facts behind
+        each), every number with its state's name."""
+        states = self.engine.model.network.states
+        rows = []
+        for diff, behind_agent, behind_human in self.differences():
+            name = diff.variable if diff.row is None else f"{diff.variable} | {', '.join(f'{k}={v}' for k, v in diff.row.items())}"
+            names = states[diff.variable]
+            rows.append(
+                (
+                    name,
+                    ", ".join(f"{s} {x:.2f}" for s, x in zip(names, diff.a)),
+                    ", ".join(f"{s} {x:.2f}" for s, x in zip(names, diff.b)),
+                    ", ".join(behind_agent) or "—",
+                    ", ".join(behind_human) or "—",
+                )
+            )
+        return rows
+
     def differences(self) -> list[tuple[Difference, list[str], list[str]]]:
         """Where the two sides' beliefs differ, each with the facts behind it on each side."""
         agent, human = self.engine.graphs["agent"], self.engine.graphs["human"]
@@ -121,7 +269,9 @@ class SessionView:
             return [], None
         asked = intervals(self.engine.elicited) if self.engine.elicited is not None else None
         found = value_conflicts(ua, uh, dict(self.engine.model.network.states), human_intervals=asked)
-        return found, tradeoff(found)
+        choices = self.diagnosis.choices
+        differ = "human" in choices and choices.get("agent") != choices["human"]
+        return found, tradeoff(found) if differ else None  # a trade-off only where the choices differ
 
     def human_values(self) -> list[tuple[str, str, float | None, float | None]]:
         """(outcome, state, the human's utility or None while unknown, the agent's or None) for every
@@ -155,3 +305,7 @@ class SessionView:
     def stated(self) -> str | None:
         """The position the human stated, if any."""
         return next((e.action for e in self.live.events if isinstance(e, Stated)), None)
+
+
+def _number(x: float | None) -> str:
+    return "unknown" if x is None else f"{x:g}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -27,7 +29,12 @@ def session(
         bool, typer.Option("--predict-only", help="The agent holds no values: it only predicts; the human decides.")
     ] = False,
     transcript: Annotated[
-        Optional[Path], typer.Option("--transcript", help="Append every event to this file (JSON lines) as it happens.")
+        Optional[Path],
+        typer.Option(
+            "--transcript",
+            help="Append every event to this file (JSON lines) as it happens. Without it, a session in the "
+            "terminal UI is still written, to crux-sessions/SCENARIO-TIME.jsonl in the working directory.",
+        ),
     ] = None,
     resume: Annotated[
         Optional[Path], typer.Option("--resume", help="Continue an interrupted session from its transcript.")
@@ -50,9 +57,13 @@ def session(
         return
     from dialogue.tui.app import make_app  # textual only when a person is at the keyboard
 
+    if transcript is None and resume is None:
+        transcript = default_transcript(model)
     live = LiveSession(model, loaded, oracle, mode=mode, transcript=transcript, resume=resume)
+    saved = transcript or resume
+    again = f"crux session {shlex.quote(str(model))} --resume {shlex.quote(str(saved))}"
     try:
-        make_app(live).run()
+        make_app(live, resume_command=again).run()
     finally:
         live.close()
     report = live.report()
@@ -60,9 +71,25 @@ def session(
         typer.echo(json.dumps(report))
     elif report["complete"]:
         typer.echo(render(report))
+        typer.echo(f"\nTranscript: {saved}; report: {live.report_path()}")
     else:
-        where = f"; continue with --resume {transcript or resume}" if (transcript or resume) else ""
-        typer.echo(f"Session left before the decision{where}.")
+        typer.echo(f"Session left before the decision; it is saved in {saved}. To go on: {again}")
+
+
+def default_transcript(model: Path) -> Path:
+    """Where a terminal session is written when no --transcript is given: crux-sessions/STEM-TIME.jsonl."""
+    folder = Path("crux-sessions")
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as err:
+        raise CruxError(f"{folder}: cannot keep the session there: {err}; pass --transcript PATH") from None
+    stem = Path(model).name.split(".")[0]
+    path = folder / f"{stem}-{datetime.now():%Y%m%d-%H%M%S}.jsonl"
+    n = 1
+    while path.exists():  # two sessions started within a second
+        n += 1
+        path = folder / f"{stem}-{datetime.now():%Y%m%d-%H%M%S}-{n}.jsonl"
+    return path
 
 
 def replay(

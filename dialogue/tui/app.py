@@ -1,8 +1,10 @@
 """The terminal UI: a belief-reconciliation session with the person at the keyboard as the human.
 
 A shell over :class:`dialogue.session.LiveSession` and :class:`dialogue.view.SessionView`:
-widgets show views and send engine messages; no decision logic lives here.
-Build it with :func:`make_app`, so tests can drive it with ``App.run_test()``.
+widgets show views and send engine messages; no decision logic lives here.  Only the keys that do
+something now are live (``check_action``, from :meth:`SessionView.live`); every window keeps the
+keyboard contract of :mod:`dialogue.tui.screens`.  Build it with :func:`make_app`, so tests can
+drive it with ``App.run_test()``.
 """
 
 from __future__ import annotations
@@ -18,37 +20,48 @@ from textual.widgets import DataTable, Footer, Header, RichLog, Static, TabbedCo
 from dialogue.parties import Agent
 from dialogue.protocol import (
     Answer,
-    Answered,
     Asked,
     Concluded,
     Decide,
     Decided,
-    Elicited,
     Observe,
-    Offered,
     Respond,
-    Responded,
     SetValues,
     Share,
     State,
     Stated,
+    Undo,
 )
 from dialogue.report import render
 from dialogue.session import LiveSession
+from dialogue.tui.commands import SessionCommands
 from dialogue.tui.render import distribution, share_bar
 from dialogue.tui.screens import (
     DecideScreen,
+    FinalScreen,
     HelpScreen,
     MismatchScreen,
     NumberScreen,
     ObserveScreen,
     PositionScreen,
     QuestionScreen,
+    UNDO,
+    QuitScreen,
     ShareScreen,
-    SummaryScreen,
 )
 from dialogue.view import SessionView
 from worldmodel.errors import CruxError
+
+FOCUS = {
+    "situation": "#situation-scroll",
+    "dialogue": "#log",
+    "beliefs": "#beliefs-scroll",
+    "values": "#value-table",
+}
+"""The main widget of each tab: it takes the focus when its tab is shown."""
+
+ALWAYS = {"tab", "help", "quit", "export_report", "command_palette"}
+"""Actions that do something in every state of the session."""
 
 
 class CruxApp(App):
@@ -56,15 +69,19 @@ class CruxApp(App):
 
     CSS_PATH = "app.tcss"
     TITLE = "Crux"
+    COMMANDS = App.COMMANDS | {SessionCommands}
     BINDINGS = [
+        Binding("p", "position", "position"),
         Binding("a", "respond(True)", "accept"),
         Binding("r", "respond(False)", "reject"),
         Binding("d", "discount", "discount"),
         Binding("s", "share", "share"),
         Binding("o", "observe", "observe"),
-        Binding("e", "edit_value", "edit value"),
-        Binding("v", "answer_values", "value question", show=False),
+        Binding("e", "edit_value", "edit"),
+        Binding("u", "undo", "undo"),
+        Binding("v", "answer_values", "answer"),
         Binding("D", "decide", "decide"),
+        Binding("D", "summary", "summary"),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit", "quit"),
         Binding("1", "tab('situation')", "situation", show=False),
@@ -76,11 +93,13 @@ class CruxApp(App):
     revision = reactive(0)
     """Bumped after every message to the engine; watchers redraw from the views."""
 
-    def __init__(self, live: LiveSession):
+    def __init__(self, live: LiveSession, resume_command: str | None = None):
         super().__init__()
         self.live = live
         self.view = SessionView(live)
         self.agent = Agent()
+        self.resume_command = resume_command
+        """How to continue this session later (said when the person quits before deciding)."""
 
     # -- layout ------------------------------------------------------------------------
 
@@ -89,35 +108,50 @@ class CruxApp(App):
         yield Static(id="status")
         with TabbedContent(id="tabs"):
             with TabPane("1 Situation", id="situation"):
-                with VerticalScroll():
+                with VerticalScroll(id="situation-scroll"):
                     yield Static(id="situation-table")
             with TabPane("2 Dialogue", id="dialogue"):
                 yield Static(id="offer")
                 yield RichLog(id="log", wrap=True, markup=True)
             with TabPane("3 Beliefs", id="beliefs"):
-                with VerticalScroll():
+                with VerticalScroll(id="beliefs-scroll"):
                     yield Static(id="diagnosis")
-                    yield DataTable(id="differences", cursor_type="row")
+                    yield Static(id="differences")
             with TabPane("4 Values", id="values"):
-                with VerticalScroll():
+                with VerticalScroll(id="values-scroll"):
                     yield DataTable(id="value-table", cursor_type="row")
                     yield Static(id="conflicts")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         scenario = self.live.engine.scenario
         self.title = f"Crux — {scenario.name}"
         self.sub_title = "predict-only" if self.view.predict_only else "full session"
-        log = self.query_one("#log", RichLog)
-        for event in self.live.events:
-            self._log(event, log)
+        self._logged = 0
+        self._log_new()
         self.revision += 1
         if self.view.stated() is None:
-            self.push_screen(PositionScreen(self.view.actions, " ".join(scenario.description.split())), self._stated)
+            self.action_position(" ".join(scenario.description.split()))
         elif self.live.engine.decided:
-            self._summary()
+            self.action_summary()
         else:
+            self.action_tab("dialogue")
             self.action_answer_values()
+
+    @property
+    def main(self):
+        """The session's screen (under any window that is open): where the tabs live."""
+        return self.screen_stack[0]
+
+    # -- which keys are live ---------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Only what does something now: a key for anything else is hidden."""
+        if action in ALWAYS or not self.is_mounted:
+            return True
+        if action in {"respond", "discount", "share", "observe", "edit_value", "undo", "answer_values", "decide", "summary", "position"}:
+            return action in self.view.available()
+        return True
 
     # -- redraw ------------------------------------------------------------------------
 
@@ -129,86 +163,87 @@ class CruxApp(App):
         self._draw_offer()
         self._draw_beliefs()
         self._draw_values()
+        self.refresh_bindings()
 
     def _draw_status(self) -> None:
-        engine = self.live.engine
-        status = self.query_one("#status", Static)
+        status = self.main.query_one("#status", Static)
         if self.view.stated() is None:
-            status.update("State your position first.")
+            status.update(f"State your position first: press p. · ? help · q quit")
             return
-        stage = "decide now: press D" if engine.concluded and not engine.decided else (
-            "decided" if engine.decided else f"turn {engine.turn}: exchanging facts"
-        )
-        if engine.question is not None:
-            stage = f"value question {engine.question.number}: press v to answer"
         d = self.view.diagnosis
         shares = "" if d.belief_share is None or self.view.predict_only else (
             f"  beliefs {d.belief_share:+.2f} · values {d.value_share:+.2f}"
         )
-        status.update(Text.assemble((f" {d.kind.upper()} ", "reverse bold"), shares, f"  · {stage}"))
+        status.update(Text.assemble((f" {self.view.badge()} ", "reverse bold"), shares, f"  · {self.view.stage()}"))
 
     def _draw_situation(self) -> None:
+        narrow = self.size.width < 100
         table = Table(expand=True, show_lines=True, pad_edge=False)
         table.add_column("action", no_wrap=True)
         table.add_column("agent's predictions")
         table.add_column("your predictions")
+        bar = 4 if narrow else 10
         for row in self.view.situation():
             name = Text(row.action, style="bold")
             if row.agent_utility is not None:
                 name.append(f"\nagent EU {row.agent_utility:.3f}")
             if row.human_utility is not None:
                 name.append(f"\nyour EU {row.human_utility:.3f}")
-            agent = Text("\n").join(Text.assemble((o, "underline"), "\n", distribution(dist)) for o, dist in row.agent.items())
-            human = Text("\n").join(Text.assemble((o, "underline"), "\n", distribution(dist)) for o, dist in row.human.items())
+            agent = Text("\n").join(Text.assemble((o, "underline"), "\n", distribution(dist, bar)) for o, dist in row.agent.items())
+            human = Text("\n").join(Text.assemble((o, "underline"), "\n", distribution(dist, bar)) for o, dist in row.human.items())
             table.add_row(name, agent, human)
-        self.query_one("#situation-table", Static).update(table)
+        self.main.query_one("#situation-table", Static).update(table)
 
     def _draw_offer(self) -> None:
         engine = self.live.engine
         offer = engine.pending
-        widget = self.query_one("#offer", Static)
+        widget = self.main.query_one("#offer", Static)
+        live = self.view.available()
         if engine.question is not None:
             widget.update(f"[b]Value question {engine.question.number}[/b]: {engine.question.text}\n[b]v[/b] answer")
             return
-        if offer is None:
+        if offer is None or offer.receiver != "human":
             widget.update(
-                "No fact is on offer: the exchange has concluded. Press D to decide."
+                "No fact is on offer: the exchange is over. Press [b]D[/b] to decide."
                 if engine.concluded and not engine.decided
-                else "The session is over." if engine.decided else ""
+                else "The session is over: press [b]D[/b] for the summary."
+                if engine.decided
+                else "State your position first: press [b]p[/b]."
+                if self.view.stated() is None
+                else ""
             )
             return
         reliability = f", reliability {offer.reliability:g}" if offer.reliability is not None else ""
-        keys = "[b]a[/b] accept · [b]r[/b] reject · [b]d[/b] discount · [b]s[/b] share · [b]o[/b] observe"
-        head = f"[b]The agent offers[/b] {offer.fact} ({offer.source}{reliability})"
-        widget.update(f"{head}\n“{offer.text}”\n[i]{offer.why}[/i]\n{keys}")
+        keys = [("a", "accept", "respond"), ("r", "reject", "respond"), ("d", "discount", "discount"), ("u", "undo", "undo")]
+        shown = " · ".join(f"[b]{k}[/b] {word}" for k, word, action in keys if action in live)
+        head = f"[b]Turn {offer.turn}: the agent offers[/b] {offer.fact} ({offer.source}{reliability})"
+        widget.update(f"{head}\n“{offer.text}”\n[i]{offer.why}[/i]\n{shown}")
 
     def _draw_beliefs(self) -> None:
         d = self.view.diagnosis
-        diagnosis = self.query_one("#diagnosis", Static)
+        diagnosis = self.main.query_one("#diagnosis", Static)
         if self.view.stated() is None:
             diagnosis.update("The diagnosis appears once you have stated your position.")
         else:
-            text = Text.assemble(("Diagnosis: ", "bold"), d.kind, "\n")
+            text = Text.assemble(("Diagnosis: ", "bold"), self.view.badge().lower(), "\n")
             if not self.view.predict_only:
-                text.append_text(share_bar(d.belief_share, d.value_share))
+                text.append_text(share_bar(d.belief_share, d.value_share, width=20 if self.size.width < 100 else 30))
                 text.append("\n")
             text.append(self.view.sentence())
+            note = self.view.share_note()
+            if note:
+                text.append("\n" + note, style="dim")
             diagnosis.update(text)
-        table = self.query_one("#differences", DataTable)
-        table.clear(columns=True)
-        table.add_columns("belief", "agent", "you", "agent's facts", "your facts")
-        for diff, behind_agent, behind_human in self.view.differences():
-            name = diff.variable if diff.row is None else f"{diff.variable} | {', '.join(diff.row.values())}"
-            table.add_row(
-                name,
-                " ".join(f"{x:.2f}" for x in diff.a),
-                " ".join(f"{x:.2f}" for x in diff.b),
-                ", ".join(behind_agent) or "—",
-                ", ".join(behind_human) or "—",
-            )
+        rows = self.view.belief_rows()
+        table = Table(expand=True, pad_edge=False, title="Where your beliefs differ", title_justify="left")
+        for column in ("belief", "agent", "you", "agent's facts", "your facts"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row)
+        self.main.query_one("#differences", Static).update(table if rows else "Your beliefs and the agent's do not differ.")
 
     def _draw_values(self) -> None:
-        table = self.query_one("#value-table", DataTable)
+        table = self.main.query_one("#value-table", DataTable)
         row = table.cursor_row
         table.clear(columns=True)
         columns = ["outcome", "state", "your utility"] + ([] if self.view.predict_only else ["agent's"])
@@ -226,130 +261,119 @@ class CruxApp(App):
         ]
         if words:
             lines.append(f"In words: {words}.")
-        self.query_one("#conflicts", Static).update(
-            "[b]Value conflicts[/b] (utility / range)\n" + "\n".join(lines) if lines else "Press e to edit the selected value."
-        )
+        edit = "↑↓ choose a row, e or enter edits it." if "edit_value" in self.view.available() else "Values are fixed now (u undoes back into the exchange)."
+        head = "[b]Value conflicts[/b] (utility / range)\n" + "\n".join(lines) + "\n" if lines else ""
+        self.main.query_one("#conflicts", Static).update(head + edit)
 
     # -- engine messages ---------------------------------------------------------------
 
-    def _send(self, message) -> bool:
+    def send(self, message) -> str | None:
+        """Give the engine a message (and let the agent answer what is offered to it); the engine's
+        objection, if any, as words for the window that sent it."""
         try:
             events = self.live.send(message)
             while self.live.engine.pending is not None and self.live.engine.pending.receiver == "agent":
                 events += self.live.send(self.agent.respond(self.live.engine.pending))
         except CruxError as err:
-            self.notify(str(err), severity="error", timeout=8)
-            return False
-        log = self.query_one("#log", RichLog)
-        for event in events:
-            self._log(event, log)
+            return str(err)
+        self._log_new()
         self.revision += 1
         if any(isinstance(e, Concluded) for e in events):
-            self.notify("The exchange has concluded: the final diagnosis is in. Press D to decide.", timeout=8)
+            self.notify("The exchange is over: the final diagnosis is in. Press D to decide.", timeout=8)
         if any(isinstance(e, Decided) for e in events):
-            self._summary()
+            try:
+                self.live.save_report()
+            except CruxError as err:
+                self.notify(str(err), severity="error", timeout=8)
         if any(isinstance(e, Asked) for e in events):
-            self.action_answer_values()
-        return True
+            self.call_after_refresh(self.action_answer_values)
+        return None
 
-    def _log(self, event, log: RichLog) -> None:
-        if isinstance(event, Offered):
-            log.write(f"turn {event.turn}: the {event.sender} offers [b]{event.fact}[/b] — {event.why}")
-        elif isinstance(event, Responded):
-            log.write(f"   the {event.by} {event.response} {event.fact}")
-        elif isinstance(event, Concluded):
-            log.write("[b]final diagnosis[/b] — " + self.view.sentence() if self.live.engine.diagnosis else "final")
-        elif isinstance(event, Decided):
-            log.write(f"[b]decision[/b]: {event.action}")
-        elif isinstance(event, Asked):
-            log.write(f"value question {event.number}: {event.text}")
-        elif isinstance(event, Answered):
-            log.write(f"   you answered {event.answer}")
-        elif isinstance(event, Elicited):
-            log.write(f"[b]your values[/b], from {event.questions} answers, point to {event.decision}")
+    def _send_or_say(self, message) -> None:
+        problem = self.send(message)
+        if problem:
+            self.notify(problem, severity="error", timeout=8)
+
+    def _log_new(self) -> None:
+        """Write the events not yet in the dialogue log (none before the position is stated: the
+        diagnosis stays hidden until then)."""
+        if self.view.stated() is None:
+            return
+        log = self.main.query_one("#log", RichLog)
+        for event in self.live.events[self._logged :]:
+            text = self.view.describe(event)
+            if text is not None:
+                log.write(Text(text))
+        self._logged = len(self.live.events)
 
     def _stated(self, action: str | None) -> None:
         if action is None:
             return
         before = len(self.live.events)
-        if not self._send(State(action=action)):
+        if self.send(State(action=action)) is not None:
             return
         stated = next(e for e in self.live.events[before:] if isinstance(e, Stated))
+        self.action_tab("dialogue")
         if stated.matches is False and stated.implied is not None:
             self.push_screen(MismatchScreen(stated.action, stated.implied), self._after_mismatch)
         else:
-            self.action_tab("dialogue")
             self.action_answer_values()
 
     def _after_mismatch(self, choice: str | None) -> None:
         self.action_tab(choice if choice in ("beliefs", "values") else "dialogue")
 
-    def _summary(self) -> None:
-        self.push_screen(SummaryScreen(render(self.live.report())))
-
     # -- actions -----------------------------------------------------------------------
 
-    def _needs_position(self) -> bool:
-        if self.view.stated() is None:
-            self.push_screen(PositionScreen(self.view.actions, ""), self._stated)
-            return True
-        return False
+    def action_position(self, description: str = "") -> None:
+        self.push_screen(PositionScreen(self.view.actions, description), self._stated)
 
     def action_respond(self, accepted: bool) -> None:
         offer = self.live.engine.pending
-        if self._needs_position():
-            return
-        if offer is None:
-            self.notify("Nothing is on offer.", severity="warning")
-            return
-        self._send(Respond(fact=offer.fact, accepted=accepted))
+        if offer is not None:
+            self._send_or_say(Respond(fact=offer.fact, accepted=accepted))
 
     def action_discount(self) -> None:
         offer = self.live.engine.pending
-        if self._needs_position():
-            return
-        if offer is None or offer.receiver != "human":
-            self.notify("No fact is on offer to you.", severity="warning")
+        if offer is None:
             return
         start = offer.reliability if offer.reliability is not None else 1.0
-
-        def done(value: float | None) -> None:
-            if value is not None:
-                self._send(Respond(fact=offer.fact, accepted=True, reliability=value))
-
-        self.push_screen(NumberScreen(f"How far do you trust {offer.fact}? (reliability, 0 to 1)", start, 0.0, 1.0), done)
+        prompt = f"How far do you trust {offer.fact}? Its source ({offer.source}) gives {start:g}. Your reliability, 0 to 1:"
+        submit = lambda value: self.send(Respond(fact=offer.fact, accepted=True, reliability=value))  # noqa: E731
+        self.push_screen(NumberScreen(prompt, start, 0.0, 1.0, submit=submit))
 
     def action_share(self) -> None:
-        if self._needs_position():
-            return
         facts = [(f, self.live.engine.scenario.facts[f].text) for f in self.live.engine.shareable()]
-        if not facts:
-            self.notify("You hold no fact the agent lacks. Press o to state a new observation.", severity="warning")
-            return
-        self.push_screen(ShareScreen(facts), lambda fact: fact and self._send(Share(fact=fact)))
+        self.push_screen(ShareScreen(facts, submit=lambda fact: self.send(Share(fact=fact))))
 
     def action_observe(self) -> None:
-        if self._needs_position():
-            return
         net = self.live.engine.model.network
         states = {v: net.states[v] for v in net.order if v != net.decision}
-        self.push_screen(ObserveScreen(states), lambda form: form and self._send(Observe(**form)))
+        self.push_screen(ObserveScreen(states, submit=lambda form: self.send(Observe(**form))))
 
     def action_edit_value(self) -> None:
-        if self.view.predict_only is False and self.live.engine.concluded:
-            self.notify("The exchange has concluded; values are fixed now.", severity="warning")
+        tabs = self.main.query_one("#tabs", TabbedContent)
+        table = self.main.query_one("#value-table", DataTable)
+        if tabs.active != "values" or not table.has_focus:
+            self.action_tab("values")
+            self.notify("Choose the value with ↑↓, then press e or enter to edit it.", timeout=5)
             return
-        self.action_tab("values")
-        table = self.query_one("#value-table", DataTable)
         if not table.row_count:
             return
         outcome, state, mine, _ = self.view.human_values()[table.cursor_row]
 
-        def done(value: float | None) -> None:
-            if value is not None:
-                self._send(SetValues(party="human", values=self.view.human_values_with(outcome, state, value)))
+        def submit(value: float) -> str | None:
+            if value == mine:
+                return None  # nothing changed: no event
+            return self.send(SetValues(party="human", values=self.view.human_values_with(outcome, state, value)))
 
-        self.push_screen(NumberScreen(f"Your utility for {outcome} = {state}:", 0.0 if mine is None else mine), done)
+        self.push_screen(NumberScreen(f"Your utility for {outcome} = {state}:", 0.0 if mine is None else mine, submit=submit))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "value-table" and self.check_action("edit_value", ()):
+            self.action_edit_value()
+
+    def action_undo(self) -> None:
+        self._send_or_say(Undo())
 
     def action_answer_values(self) -> None:
         """Show the value question waiting for an answer (if any, and not shown already)."""
@@ -358,34 +382,70 @@ class CruxApp(App):
             return
 
         def done(choice: str | None) -> None:
-            if choice is not None:
-                self._send(Answer(question=question.number, choice=choice))
+            if choice == UNDO:
+                self._send_or_say(Undo())
+            elif choice is not None:
+                self._send_or_say(Answer(question=question.number, choice=choice))
 
-        self.push_screen(QuestionScreen(question), done)
+        self.push_screen(QuestionScreen(question, can_undo=self.live.engine.undoable is not None), done)
 
     def action_decide(self) -> None:
-        engine = self.live.engine
-        if engine.decided:
-            self._summary()
-            return
-        if not engine.concluded:
-            self.notify("The decision opens after the final diagnosis: answer the facts on offer first.", severity="warning")
-            return
-        summary = f"Final diagnosis: {self.view.diagnosis.kind}. {self.view.sentence()}"
+        summary = f"Final diagnosis: {self.view.badge().lower()}. {self.view.sentence()}"
+        window = DecideScreen(self.view.actions, summary, submit=lambda r: self.send(Decide(action=r[0], reasons=r[1])))
+        self.push_screen(window, lambda decided: decided and self.action_summary())
 
-        def done(result: tuple[str, str] | None) -> None:
-            if result is not None:
-                self._send(Decide(action=result[0], reasons=result[1]))
+    def action_summary(self) -> None:
+        report = self.live.report()
+        pinned = Text()
+        decision = report.get("decision")
+        if decision:
+            pinned.append(f"Decision (by the {decision['by']}): {decision['action']}\n", style="bold")
+        pinned.append(f"Final diagnosis: {self.view.badge().lower()}. {self.view.sentence()}")
+        saved = self.live.report_path()
+        if saved is not None:
+            pinned.append(f"\nReport: {saved}", style="dim")
+        self.push_screen(FinalScreen(pinned, render(report)))
 
-        self.push_screen(DecideScreen(self.view.actions, summary), done)
+    def action_export_report(self) -> None:
+        try:
+            path = self.live.save_report()
+        except CruxError as err:
+            self.notify(str(err), severity="error", timeout=8)
+            return
+        if path is None:
+            self.notify("This session has no transcript, so there is nowhere beside it to write the report.", severity="warning")
+        else:
+            self.notify(f"Report written to {path}", timeout=8)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
     def action_tab(self, tab: str) -> None:
-        self.query_one("#tabs", TabbedContent).active = tab
+        self.main.query_one("#tabs", TabbedContent).active = tab
+        self._focus_tab(tab)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id in FOCUS:
+            self._focus_tab(event.pane.id)
+
+    def _focus_tab(self, tab: str) -> None:
+        """Focus the tab's main widget on the session's screen (also while a window is open over it:
+        the screen gives the focus back to it when the window closes)."""
+        self.main.set_focus(self.main.query_one(FOCUS[tab]))
+
+    async def action_quit(self) -> None:
+        if self.live.engine.decided:
+            self.exit()
+            return
+        path = self.live.transcript_path
+        if path is None:
+            saved = "This session has no transcript: what was done is lost when you leave."
+        else:
+            again = f"\nTo go on later: {self.resume_command}" if self.resume_command else f"\nTo go on later: --resume {path}"
+            saved = f"Everything so far is saved in {path}.{again}"
+        self.push_screen(QuitScreen(saved), lambda leave: leave and self.exit())
 
 
-def make_app(live: LiveSession) -> CruxApp:
+def make_app(live: LiveSession, resume_command: str | None = None) -> CruxApp:
     """The app for one live session (tests pass a session they built)."""
-    return CruxApp(live)
+    return CruxApp(live, resume_command)

@@ -18,17 +18,18 @@ def interval_bar(p: float, low: float, high: float, width: int = 10) -> str:
 
 
 def distribution(d: Distribution | Density, width: int = 6) -> Text:
-    """One line per state: name, probability, bar, 90% interval in percent (a continuous
+    """One line per state: its full name, probability, bar, 90% interval in percent (a continuous
     outcome: its mean, sd and 90% interval)."""
     if isinstance(d, Density):
         low, high = d.interval
         return Text(f"mean {d.mean:.3g} sd {d.sd:.2g}\n90%: {low:.3g} to {high:.3g}")
     text = Text()
+    pad = max(len(s) for s in d.states)
     for i, (state, p) in enumerate(zip(d.states, d.p)):
         low, high = d.interval[i]
         if i:
             text.append("\n")
-        text.append(f"{state[:7]:<7} {p:4.2f} ")
+        text.append(f"{state:<{pad}} {p:4.2f} ")
         text.append(interval_bar(p, low, high, width), style="cyan")
         text.append(f" {100 * low:.0f}-{100 * high:.0f}%", style="dim")
     return text
