@@ -169,8 +169,13 @@ def _numbers(states: list[str] | None, p: list[float]) -> str:
     return " / ".join(f"{s} {x:.2f}" for s, x in zip(states, p))
 
 
-def _utility(x: float | None) -> str:
-    return "unknown" if x is None else f"{x:g}"
+def edits(changed: list[dict]) -> str:
+    """What a value edit changed, in words: ``harm=cat from -300 to -290`` (``unknown`` where not stated)."""
+
+    def utility(x: float | None) -> str:
+        return "unknown" if x is None else f"{x:g}"
+
+    return ", ".join(f"{c['outcome']}={c['state']} from {utility(c['before'])} to {utility(c['after'])}" for c in changed)
 
 
 def _response(t: dict) -> str:
@@ -230,8 +235,8 @@ def render(report: dict) -> str:
                 f"({entry['why']}): {_response(entry)}{mark}"
             )
         elif kind == "values":
-            edits = ", ".join(f"{c['outcome']}={c['state']} from {_utility(c['before'])} to {_utility(c['after'])}" for c in entry["changed"])
-            text = f"  the {entry['party']} changed their values{': ' + edits if edits else ''}{mark}"
+            changed = edits(entry["changed"])
+            text = f"  the {entry['party']} changed their values{': ' + changed if changed else ''}{mark}"
         elif kind == "observation":
             text = (
                 f"  the human observed {entry['variable']}={entry['state']} ({entry['source']}, reliability "

@@ -26,7 +26,7 @@ from dialogue.protocol import (
     Undone,
     ValuesChanged,
 )
-from dialogue.report import share_note
+from dialogue.report import edits, share_note
 from dialogue.session import LiveSession
 from oracle.query import Distribution, Query
 from values.tradeoffs import ValueConflict, tradeoff, value_conflicts
@@ -193,10 +193,7 @@ class SessionView:
             )
             return f"you prefer {event.action}{implied}"
         if isinstance(event, ValuesChanged):
-            edits = ", ".join(
-                f"{c['outcome']}={c['state']} from {_number(c['before'])} to {_number(c['after'])}" for c in event.changed
-            )
-            return f"you changed your values: {edits or 'nothing changed'}"
+            return f"you changed your values: {edits(event.changed) or 'nothing changed'}"
         if isinstance(event, Observed):
             return f"you observed {event.variable}={event.state} ({event.source}, reliability {event.reliability:g})"
         if isinstance(event, Undone):
@@ -306,6 +303,3 @@ class SessionView:
         """The position the human stated, if any."""
         return next((e.action for e in self.live.events if isinstance(e, Stated)), None)
 
-
-def _number(x: float | None) -> str:
-    return "unknown" if x is None else f"{x:g}"

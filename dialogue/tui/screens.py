@@ -27,27 +27,27 @@ from dialogue.tui.render import lottery_table
 R = TypeVar("R")
 
 KEYS = """\
-[b]Keys in the session[/b] (only the keys that do something now are shown below the tabs)
+[b]Keys in the session[/b] (the footer shows the ones that work now)
   a      accept the fact on offer
   r      reject it
   d      discount it: accept it at the reliability you trust
   s      share a fact you hold with the agent
   o      state a new observation (variable=state, reliability, source)
   e      edit the highlighted value (Values tab; enter does the same)
-  u      undo your last response, share, observation, value edit or answer
+  u      undo your last response, share, observation, edit or answer
   v      answer the value question (when your values are asked)
-  D      decide (once the exchange is over)
+  D      decide, once the exchange is over (after: the summary)
   1-4    switch tabs: situation, dialogue, beliefs, values
-  ctrl+p the command palette: every command by name ("dec" finds decide)
+  ctrl+p the command palette: any command by name ("dec": decide)
   ?      this help
-  q      quit (before the decision it asks first; the session is saved and --resume continues it)
+  q      quit (before the decision it asks; --resume continues)
 
 [b]Keys in every window[/b]
-  1, 2, ...  choose an option by its number (where a window also has a text field, enter confirms)
-  enter      confirm
-  escape     cancel, or answer later
-  q          close the window (in the quit window: leave)
-  tab        move between the fields of a form
+  1, 2   choose an option by its number
+  enter  confirm (where a window has a text field too)
+  escape cancel, or answer later
+  q      close the window (in the quit window: leave)
+  tab    move between the fields of a form
 """
 
 

@@ -114,3 +114,21 @@ def test_beliefs_json_dot_graphml():
     graphml = crux("beliefs", CANONICAL, "--format", "graphml").stdout
     ET.fromstring(graphml)  # well-formed
     assert "fleet logs" in graphml
+
+
+def test_a_terminal_session_without_transcript_is_still_written_and_says_how_to_resume(tmp_path, monkeypatch):
+    """The person leaves at once (the app's run is a stand-in): the session is on disk in
+    crux-sessions/ and the way back is printed."""
+    from dialogue.tui.app import CruxApp
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(CruxApp, "run", lambda self: None)
+    result = crux("session", CANONICAL)
+    assert result.exit_code == 0, result.stderr
+    [saved] = (tmp_path / "crux-sessions").glob("squirrel_or_cat-*.jsonl")
+    assert saved.read_text().count("\n") >= 3  # start, initial diagnosis, the first offer
+    relative = f"crux-sessions/{saved.name}"
+    assert f"it is saved in {relative}" in result.stdout
+    assert f"--resume {relative}" in result.stdout
+    again = crux("session", CANONICAL, "--resume", relative)
+    assert again.exit_code == 0 and not list((tmp_path / "crux-sessions").glob("*-2.jsonl"))
