@@ -289,14 +289,14 @@ class QuestionScreen(Window[str]):
     """A value question: which of two options (1 or 2; escape or q answers later, with v; u takes
     back the previous answer when there is one)."""
 
-    BINDINGS = [*Window.BINDINGS, Binding("u", "undo", "take back the last answer")]
+    BINDINGS = [*Window.BINDINGS, Binding("u", "undo", "undo")]
 
     def __init__(self, question: Asked, can_undo: bool = False):
         super().__init__()
         self.question = question
         self.can_undo = can_undo
         self.OPTIONS = (question.first, question.second)
-        self.HINT = "1 or 2 answer · escape later (v brings it back)" + (" · u take back the last answer" if can_undo else "")
+        self.HINT = "1 or 2 answer · escape later (v brings it back)" + (" · u undo your last step" if can_undo else "")
 
     def action_undo(self) -> None:
         if self.can_undo:

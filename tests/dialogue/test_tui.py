@@ -477,7 +477,7 @@ async def test_the_value_step_asks_in_a_modal_and_sends_the_answers(tmp_path):
             await pilot.pause()
             if first:  # an answer can be taken back (u in the next question): the same question comes again
                 first = False
-                assert isinstance(app.screen, QuestionScreen) and "u take back" in app.screen.HINT
+                assert isinstance(app.screen, QuestionScreen) and "u undo" in app.screen.HINT
                 await pilot.press("u")
                 await pilot.pause()
                 assert isinstance(app.screen, QuestionScreen) and app.screen.question.number == q.number
