@@ -321,7 +321,7 @@ class Engine:
         snapshot = self._acts.pop()
         self._withdraw()
         for name, value in snapshot.state.items():
-            setattr(self, name, dict(value) if isinstance(value, dict) else value)
+            setattr(self, name, value)
         if self.value_step is not None:
             self.value_step = self.value_step.rewound(snapshot.answers)
         events: list = [Undone(undid=snapshot.undid, text=snapshot.text), self._diagnosed("turn")]
@@ -377,8 +377,10 @@ class Engine:
         return None
 
     def _snapshot(self, undid: str, text: str) -> _Snapshot:
-        state = {name: getattr(self, name) for name in _RESTORED}
-        state = {k: dict(v) if isinstance(v, dict) else v for k, v in state.items()}
+        state = {}
+        for name in _RESTORED:
+            value = getattr(self, name)
+            state[name] = dict(value) if isinstance(value, dict) else value  # the engine sets their items in place
         answers = len(self.value_step.answers) if self.value_step is not None else 0
         return _Snapshot(state=state, answers=answers, undid=undid, text=text)
 
