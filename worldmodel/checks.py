@@ -28,6 +28,7 @@ class View:
     outcomes: list[str] | None = None
     facts: dict[str, Fact | None] = field(default_factory=dict)
     parties: dict[str, Agent | None] = field(default_factory=dict)
+    reference: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, scenario: Scenario) -> View:
@@ -37,6 +38,7 @@ class View:
             outcomes=list(scenario.world.outcomes),
             facts=dict(scenario.facts),
             parties={"agent": scenario.parties.agent, "human": scenario.parties.human},
+            reference=dict(scenario.world.reference),
         )
 
     def var(self, name: str) -> Variable | None:
@@ -61,7 +63,7 @@ def check(view: View) -> list[Problem]:
     if shapeless:
         view = View(
             {n: (None if n in shapeless else v) for n, v in view.variables.items()},
-            view.decision, view.outcomes, view.facts, view.parties,
+            view.decision, view.outcomes, view.facts, view.parties, view.reference,
         )
     problems += _check_cycles(view)
     problems += _check_world(view)
@@ -264,7 +266,24 @@ def _check_world(view: View) -> list[Problem]:
     for outcome, n in Counter(view.outcomes or []).items():
         if n > 1:
             out.append(Problem(("world", "outcomes"), f"outcome {outcome!r} is listed {n} times"))
+    for outcome, state in view.reference.items():
+        where = ("world", "reference", outcome)
+        if view.outcomes is not None and outcome not in view.outcomes:
+            out.append(Problem(where, unknown("outcome", outcome, view.outcomes)))
+        elif (v := view.var(outcome)) is not None:
+            if v.states is None:
+                out.append(Problem(where, f"{outcome} is continuous: only a discrete outcome has a reference state"))
+            elif state not in v.states:
+                out.append(Problem(where, unknown(f"state of {outcome}", state, v.states)))
     return out
+
+
+def reference_of(view: View, outcome: str) -> str | None:
+    """The outcome's reference state as the file gives it (its first state unless world.reference names one)."""
+    v = view.var(outcome)
+    if v is None or v.states is None:
+        return None
+    return view.reference.get(outcome, v.states[0])
 
 
 # -- facts -------------------------------------------------------------------------------
@@ -423,6 +442,7 @@ def _check_party(view: View, party: str, spec: Agent) -> list[Problem]:
                             "or mark it `unknown` there",
                         )
                     )
+        out += _check_signs(view, at, spec, asked)
         for i, fact_id in enumerate(responds.rejects):
             if fact_id not in view.facts:
                 out.append(Problem((*at, "responds", "rejects", i), unknown("fact", fact_id, view.facts)))
@@ -430,6 +450,42 @@ def _check_party(view: View, party: str, spec: Agent) -> list[Problem]:
         for i, source in enumerate(responds.rejects_sources):
             if source not in sources and all(f is not None for f in view.facts.values()):
                 out.append(Problem((*at, "responds", "rejects_sources", i), unknown("source", source, sources)))
+    return out
+
+
+def _check_signs(view: View, at: tuple[PathPart, ...], spec: Human, asked: list[str]) -> list[Problem]:
+    """``value_signs``: OUTCOME=state entries of outcomes whose values are asked, never the reference
+    state, never both worse and better."""
+    out: list[Problem] = []
+    seen: dict[str, str] = {}
+    for side in ("worse", "better"):
+        for i, entry in enumerate(getattr(spec.value_signs, side)):
+            where = (*at, "value_signs", side, i)
+            outcome, sep, state = (part.strip() for part in entry.partition("="))
+            if not sep or not outcome or not state:
+                out.append(Problem(where, f"{entry!r}: write OUTCOME=state, e.g. harm=cat"))
+                continue
+            if view.outcomes is None or view.var(outcome) is None:
+                if view.outcomes is not None and outcome not in view.outcomes:
+                    out.append(Problem(where, unknown("outcome", outcome, view.outcomes)))
+                continue
+            if outcome not in view.outcomes:
+                out.append(Problem(where, unknown("outcome", outcome, view.outcomes)))
+                continue
+            states = view.var(outcome).states  # type: ignore[union-attr]
+            if states is None:
+                out.append(Problem(where, f"{outcome} is continuous: signs are of the states of discrete outcomes"))
+            elif state not in states:
+                out.append(Problem(where, unknown(f"state of {outcome}", state, states)))
+            elif state == reference_of(view, outcome):
+                out.append(Problem(where, f"{outcome}={state} is the reference state (utility 0): it is neither worse nor better"))
+            elif outcome not in asked:
+                out.append(
+                    Problem(where, f"the human's values of {outcome} are stated: their signs follow from the numbers; remove {entry}")
+                )
+            elif seen.get(f"{outcome}={state}", side) != side:
+                out.append(Problem(where, f"{outcome}={state} is listed as both worse and better: keep one"))
+            seen[f"{outcome}={state}"] = side
     return out
 
 

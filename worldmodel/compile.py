@@ -36,6 +36,12 @@ class Network:
     decision: str | None = None
     outcomes: tuple[str, ...] = ()
     continuous: frozenset[str] = frozenset()
+    references: Mapping[str, str] = field(default_factory=dict)
+    """Outcomes whose reference state (utility 0) is not their first (``world.reference``)."""
+
+    def reference(self, outcome: str) -> str:
+        """The outcome's reference state: utility 0, the zero that signs and sizes are measured from."""
+        return self.references.get(outcome, self.states[outcome][0])
 
     @classmethod
     def build(
@@ -45,6 +51,7 @@ class Network:
         decision: str | None = None,
         outcomes: Sequence[str] = (),
         continuous: Sequence[str] = (),
+        references: Mapping[str, str] | None = None,
     ) -> Network:
         graph = nx.DiGraph()
         graph.add_nodes_from(states)
@@ -58,6 +65,7 @@ class Network:
             decision=decision,
             outcomes=tuple(outcomes),
             continuous=frozenset(continuous),
+            references=dict(references or {}),
         )
 
     @cached_property
@@ -123,6 +131,7 @@ def network_of(scenario: Scenario) -> Network:
         decision=world.decision,
         outcomes=world.outcomes,
         continuous=[v for v, spec in world.variables.items() if spec.normal is not None],
+        references=world.reference,
     )
 
 

@@ -172,7 +172,15 @@ def _partial_view(data: Mapping) -> View:
             name: _try(model, parties.get(name, {}))
             for name, model in (("agent", Agent), ("human", Human))
         },
+        reference=_reference(world.get("reference")),
     )
+
+
+def _reference(raw: Any) -> dict[str, str]:
+    """world.reference where it is readable ({outcome: state} of strings), else nothing."""
+    if not isinstance(raw, Mapping):
+        return {}
+    return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def _try(model: type[BaseModel], raw: Any) -> Any:

@@ -132,6 +132,11 @@ class World(_Strict):
         min_length=1,
         description="The variables that values score and that `crux ask` reports by default.",
     )
+    reference: dict[Name, Name] = Field(
+        default_factory=dict,
+        description="Each outcome's reference state {outcome: state}, whose utility is 0 (v1.1): a utility below 0 "
+        "marks a state worse than it, above 0 better. An outcome not listed has its first state as reference.",
+    )
 
 
 class CountsData(_Strict):
@@ -248,8 +253,34 @@ class Agent(_Strict):
     )
 
 
+class ValueSigns(_Strict):
+    """Signs of utilities the person has stated without numbers (v1.1)."""
+
+    worse: list[str] = Field(
+        default_factory=list, description="States worse than their outcome's reference state, as OUTCOME=state."
+    )
+    better: list[str] = Field(
+        default_factory=list, description="States better than their outcome's reference state, as OUTCOME=state."
+    )
+
+    def signs(self) -> dict[str, int]:
+        """{"OUTCOME=state": -1 (worse) or 1 (better)}, white space around the names trimmed."""
+        out = {}
+        for side, sign in (("worse", -1), ("better", 1)):
+            for entry in getattr(self, side):
+                outcome, _, state = (part.strip() for part in entry.partition("="))
+                out[f"{outcome}={state}"] = sign
+        return out
+
+
 class Human(Agent):
     """The person; scripted from the file in headless sessions."""
+
+    value_signs: ValueSigns = Field(
+        default_factory=ValueSigns,
+        description="For outcomes whose values are `unknown`: the signs the person has stated without numbers. "
+        "Elicitation asks the sign of every other state before sizes, and no posterior puts mass on a sign given.",
+    )
 
     responds: Responds = Field(
         default_factory=Responds, description="How a scripted human answers offered facts and value questions."

@@ -721,6 +721,34 @@ BROKEN = [
         ["world.variables.road: needs `states` (a discrete variable) or `normal` (a continuous one)"],
         id="missing-states"
     ),
+    pytest.param(
+        put(("world", "reference"), {"harm": "ct", "road": "dry"}),
+        [
+            "world.reference.harm: unknown state of harm 'ct'; did you mean 'cat'? (valid: none, squirrel, cat)",
+            "world.reference.road: unknown outcome 'road' (valid: harm, crash)",
+        ],
+        id="reference-state-and-outcome",
+    ),
+    pytest.param(
+        chain(
+            put(("parties", "human", "values"), {"harm": "unknown", "crash": {"crash": -250}}),
+            put(("parties", "human", "responds", "values"), {"harm": {"cat": -300}}),
+            put(
+                ("parties", "human", "value_signs"),
+                {"worse": ["harm=cat", "harm", "harm=none", "crash=crash", "harm=dog"], "better": ["harm=cat", "wind=calm"]},
+            ),
+        ),
+        [
+            "parties.human.value_signs.worse[1]: 'harm': write OUTCOME=state, e.g. harm=cat",
+            "parties.human.value_signs.worse[2]: harm=none is the reference state (utility 0): it is neither worse nor better",
+            "parties.human.value_signs.worse[3]: the human's values of crash are stated: their signs follow from the numbers; "
+            "remove crash=crash",
+            "parties.human.value_signs.worse[4]: unknown state of harm 'dog' (valid: none, squirrel, cat)",
+            "parties.human.value_signs.better[0]: harm=cat is listed as both worse and better: keep one",
+            "parties.human.value_signs.better[1]: unknown outcome 'wind' (valid: harm, crash)",
+        ],
+        id="value-signs",
+    ),
 ]
 
 
