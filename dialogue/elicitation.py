@@ -5,8 +5,10 @@ engine asks for them once the exchange is over, under the human's beliefs as
 the exchange left them.  A :class:`values.elicit.Elicitor`, seeded, holds the
 stated utilities fixed and offers the question whose answer tells most about
 the decision, until the decision is settled, the limit of questions is
-reached, or no question is left that could tell more.  Replaying the answers
-into a fresh step rebuilds it exactly, so a session resumes mid-question.
+reached, the human declines more, or no question of any kind could tell more.
+Answers that cannot all hold are shown to the human, who withdraws one.
+Replaying the answers into a fresh step rebuilds it exactly, so a session
+resumes mid-question.
 The human's values then become one point (:meth:`values.elicit.Elicitor.values`),
 and the 90% intervals go with the value conflicts.
 """
@@ -16,13 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from dialogue.protocol import Answered, Asked, Elicited, Eliciting
+from dialogue.protocol import Answered, Asked, Conflicted, Declined, Elicited, Eliciting, Withdrawn
 from oracle.oracle import Oracle
-from values.elicit import Elicitor, Question
+from values.elicit import NOTHING_TO_LEARN, Elicitor, Question
 from worldmodel.compile import BeliefState
-
-NOTHING_TO_LEARN = 1e-12
-"""A question whose answer is expected to tell less than this (nats) is not worth asking."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,10 @@ class Elicitation:
 
 
 class ValueStep:
-    """The questions for one human, one at a time."""
+    """The questions for one human, one at a time.
+
+    Everything the human does here is kept in :attr:`log` (answers, withdrawals, declining), so the
+    step as it was after any number of those is rebuilt by replaying them (:meth:`rewound`)."""
 
     def __init__(
         self,
@@ -44,17 +46,28 @@ class ValueStep:
         stated: Mapping[str, Mapping[str, float]],
         unknown: Sequence[str],
         settings: Elicitation,
+        signs: Mapping[str, int] | None = None,
     ):
-        self._made = (oracle, beliefs, stated, unknown, settings)
+        self._made = (oracle, beliefs, stated, unknown, settings, signs)
         self.settings = settings
         self.unknown = list(unknown)
         self.stated = {o: dict(u) for o, u in stated.items()}
-        self.elicitor = Elicitor(oracle, beliefs, particles=settings.particles, seed=settings.seed, stated=stated)
+        self.elicitor = Elicitor(
+            oracle, beliefs, particles=settings.particles, seed=settings.seed, stated=stated, signs=signs
+        )
         self.pending: Asked | None = None
         self._question: Question | None = None
         self.stopped: str | None = None
-        self.answers: list[str] = []
-        """The answers so far, in order."""
+        self.conflict: Conflicted | None = None
+        """Answers that cannot all hold, waiting for the human to withdraw one."""
+        self.log: list[tuple[str, object]] = []
+        """("answer", choice), ("withdraw", number) or ("decline", number), in order."""
+        self.numbers: list[int] = []
+        """The question number of each answer the elicitor holds (``elicitor.asked``)."""
+        self.texts: dict[int, tuple[str, str]] = {}
+        """Each question asked, by number: its text and the answer given."""
+        self.count = 0
+        """Questions asked so far (withdrawn answers included)."""
 
     def started(self) -> Eliciting:
         s = self.settings
@@ -65,10 +78,12 @@ class ValueStep:
     def next(self) -> Asked | None:
         """The next question, or None when the step is over (``stopped`` says why)."""
         e = self.elicitor
-        question = None
-        if e.settled():
+        question, information = None, 0.0
+        if self.stopped is not None:
+            pass
+        elif e.settled():
             self.stopped = "settled"
-        elif len(e.asked) >= self.settings.max_questions:
+        elif self.count >= self.settings.max_questions:
             self.stopped = "limit"
         else:
             question, information = e.most_informative() or (None, 0.0)
@@ -79,8 +94,9 @@ class ValueStep:
             self.pending = None
             return None
         leaning, agreement = e.decision()
+        self.count += 1
         self.pending = Asked(
-            number=len(e.asked) + 1,
+            number=self.count,
             kind=question.kind,  # type: ignore[arg-type]
             first=question.first,
             second=question.second,
@@ -93,23 +109,62 @@ class ValueStep:
         )
         return self.pending
 
-    def answer(self, choice: str) -> Answered:
-        """Take the answer to the pending question (the caller has checked it is one of its options)."""
+    def answer(self, choice: str) -> list:
+        """Take the answer to the pending question (the caller has checked it is one of its options);
+        the answer, and the answers it clashes with when they cannot all hold."""
         assert self.pending is not None and self._question is not None
         self.elicitor.answer(self._question, choice)
-        self.answers.append(choice)
-        answered = Answered(number=self.pending.number, answer=choice)
+        self.log.append(("answer", choice))
+        number = self.pending.number
+        self.numbers.append(number)
+        self.texts[number] = (self.pending.text, choice)
         self.pending = self._question = None
-        return answered
+        out: list = [Answered(number=number, answer=choice)]
+        clash = self.elicitor.conflicts()
+        if clash:
+            numbers = [self.numbers[i] for i in clash] + [number]
+            self.conflict = Conflicted(
+                numbers=numbers,
+                answers=[{"number": n, "question": self.texts[n][0], "answer": self.texts[n][1]} for n in numbers],
+            )
+            out.append(self.conflict)
+        return out
 
-    def rewound(self, answers: int) -> ValueStep:
-        """The step as it was after its first ``answers`` answers, asking its next question again
-        (the elicitor is seeded, so replaying the answers rebuilds it exactly)."""
+    def withdraw(self, number: int) -> Withdrawn:
+        """Take back one answer of the clash (the caller has checked it is one of them)."""
+        index = self.numbers.index(number)
+        self.elicitor.withdraw(index)
+        del self.numbers[index]
+        self.log.append(("withdraw", number))
+        self.conflict = None
+        return Withdrawn(number=number)
+
+    def decline(self) -> Declined:
+        """The human answers no more questions: the step ends with what is known."""
+        assert self.pending is not None
+        number = self.pending.number
+        self.log.append(("decline", number))
+        self.stopped = "declined"
+        self.pending = self._question = None
+        return Declined(number=number)
+
+    def rewound(self, entries: int) -> ValueStep:
+        """The step as it was after the first ``entries`` entries of its log, waiting for what it
+        waited for then (the elicitor is seeded, so replaying rebuilds it exactly)."""
         step = ValueStep(*self._made)
-        for choice in self.answers[:answers]:
+        for kind, arg in self.log[:entries]:
+            if kind == "answer":
+                if step.pending is None:
+                    step.next()
+                step.answer(arg)  # type: ignore[arg-type]
+            elif kind == "withdraw":
+                step.withdraw(arg)  # type: ignore[arg-type]
+            else:
+                if step.pending is None:
+                    step.next()
+                step.decline()
+        if step.conflict is None and step.pending is None and step.stopped is None:
             step.next()
-            step.answer(choice)
-        step.next()
         return step
 
     def result(self) -> Elicited:
@@ -118,7 +173,7 @@ class ValueStep:
         decision, agreement = e.decision()
         summary = e.summary(every_state=True)
         return Elicited(
-            questions=len(e.asked),
+            questions=self.count,
             stopped=self.stopped,  # type: ignore[arg-type]
             decision=decision,
             agreement=round(agreement, 6),
@@ -128,7 +183,6 @@ class ValueStep:
                 for o, states in summary.items()
             },
         )
-
 
 
 def intervals(elicited: Elicited) -> dict[tuple[str, str], list[float]]:

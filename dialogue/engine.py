@@ -37,7 +37,9 @@ from dialogue.protocol import (
     OBSERVATION_PREFIX,
     Answer,
     Asked,
+    Conflicted,
     Decide,
+    Decline,
     Decided,
     Diagnosed,
     Elicited,
@@ -55,6 +57,7 @@ from dialogue.protocol import (
     Undo,
     Undone,
     ValuesChanged,
+    Withdraw,
 )
 from oracle.oracle import Oracle
 from values.utility import Utility, split_values
@@ -87,7 +90,7 @@ class _Snapshot:
 
     state: dict
     answers: int
-    """How many value questions were answered (the value step is rebuilt by replaying them)."""
+    """How long the value step's log was (the value step is rebuilt by replaying it)."""
     undid: str
     text: str
 
@@ -155,6 +158,8 @@ class Engine:
             Observe: self._observe,
             SetValues: self._set_values,
             Answer: self._answer,
+            Withdraw: self._withdraw_answer,
+            Decline: self._decline,
             Undo: self._undo,
         }
         act = self._act(message)
@@ -173,6 +178,11 @@ class Engine:
     def question(self) -> Asked | None:
         """The value question waiting for the human's answer, if any."""
         return self.value_step.pending if self.value_step is not None else None
+
+    @property
+    def conflict(self) -> Conflicted | None:
+        """Answers that cannot all hold, waiting for the human to withdraw one, if any."""
+        return self.value_step.conflict if self.value_step is not None else None
 
     @property
     def exchanging(self) -> bool:
@@ -309,7 +319,28 @@ class Engine:
         if message.choice not in (asked.first, asked.second):
             raise EngineError(f"answer {asked.first!r} or {asked.second!r} to question {asked.number}, not {message.choice!r}")
         assert self.value_step is not None
-        return [self.value_step.answer(message.choice), *self._next_question()]
+        events = self.value_step.answer(message.choice)
+        if self.value_step.conflict is not None:
+            return events  # the human withdraws one of the clashing answers first
+        return [*events, *self._next_question()]
+
+    def _withdraw_answer(self, message: Withdraw) -> list:
+        """The human withdraws one of the answers that cannot all hold; the questions go on."""
+        conflict = self.conflict
+        if conflict is None:
+            raise EngineError("no answers clash: nothing to withdraw (undo takes back the last answer)")
+        if message.question not in conflict.numbers:
+            listed = ", ".join(str(n) for n in conflict.numbers)
+            raise EngineError(f"withdraw the answer to one of the clashing questions ({listed}), not {message.question}")
+        assert self.value_step is not None
+        return [self.value_step.withdraw(message.question), *self._next_question()]
+
+    def _decline(self, message: Decline) -> list:
+        """The human answers no more value questions: their values are what the answers so far say."""
+        if self.question is None:
+            raise EngineError("no value question is on offer to decline")
+        assert self.value_step is not None
+        return [self.value_step.decline(), *self._next_question()]
 
     def _undo(self, message: Undo) -> list:
         """Take back the human's last act: the engine returns to where it was before it, and offers
@@ -325,7 +356,9 @@ class Engine:
         if self.value_step is not None:
             self.value_step = self.value_step.rewound(snapshot.answers)
         events: list = [Undone(undid=snapshot.undid, text=snapshot.text), self._diagnosed("turn")]
-        if self.question is not None:
+        if self.conflict is not None:
+            events.append(self.conflict)
+        elif self.question is not None:
             events.append(self.question)
         elif self.pending is not None:
             self.pending = self.pending.model_copy(update={"turn": self._new_turn()})
@@ -374,6 +407,10 @@ class Engine:
             return "values", "your value edit"
         if isinstance(message, Answer):
             return "answer", f"your answer to value question {message.question} ({message.choice})"
+        if isinstance(message, Withdraw):
+            return "withdraw", f"withdrawing your answer to value question {message.question}"
+        if isinstance(message, Decline):
+            return "decline", "declining further value questions"
         return None
 
     def _snapshot(self, undid: str, text: str) -> _Snapshot:
@@ -381,7 +418,7 @@ class Engine:
         for name in _RESTORED:
             value = getattr(self, name)
             state[name] = dict(value) if isinstance(value, dict) else value  # the engine sets their items in place
-        answers = len(self.value_step.answers) if self.value_step is not None else 0
+        answers = len(self.value_step.log) if self.value_step is not None else 0
         return _Snapshot(state=state, answers=answers, undid=undid, text=text)
 
     def _withdraw(self) -> None:
@@ -407,7 +444,8 @@ class Engine:
         cruxes = rank_cruxes(self.evaluator, self.graphs, self.diagnosis)
         if not cruxes and self.unknown:
             stated = split_values(self.values["human"] or {}, self.model.network)[0]
-            self.value_step = ValueStep(self.oracle, self.graphs["human"].state, stated, self.unknown, self.elicitation)
+            signs = self.scenario.parties.human.value_signs.signs()
+            self.value_step = ValueStep(self.oracle, self.graphs["human"].state, stated, self.unknown, self.elicitation, signs)
             return [self.value_step.started(), *self._next_question()]
         if not cruxes:
             self.concluded = True

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from dialogue.protocol import Answer, Asked, Decide, Diagnosed, Offered, Respond
+from dialogue.protocol import Answer, Asked, Conflicted, Decide, Diagnosed, Offered, Respond, Withdraw
 from values.elicit import preferred
 from values.utility import split_values
 from worldmodel.compile import Network
@@ -26,6 +26,8 @@ class Party(Protocol):
 
 class Human(Party, Protocol):
     def answer(self, question: Asked) -> Answer: ...
+
+    def resolve(self, conflict: Conflicted) -> Withdraw: ...
 
     def decide(self, final: Diagnosed) -> Decide: ...
 
@@ -55,6 +57,7 @@ class ScriptedHuman:
                 "or run the session without --headless and answer them yourself"
             )
         self.values = {**stated, **self.rules.values}
+        self._asked: dict[int, Asked] = {}
 
     def respond(self, offer: Offered) -> Respond:
         fact = self.scenario.facts[offer.fact]
@@ -67,8 +70,19 @@ class ScriptedHuman:
 
     def answer(self, question: Asked) -> Answer:
         """The option better under the values it holds, without noise; ties go to the first."""
+        self._asked[question.number] = question
         choice = preferred(question.kind, question.first, question.second, question.predicted, self.values)
         return Answer(question=question.number, choice=choice)
+
+    def resolve(self, conflict: Conflicted) -> Withdraw:
+        """Withdraw the clashing answer its values disagree with now (answers given without noise
+        never clash; a resumed session may hold another's), else the latest."""
+        for n in conflict.numbers:
+            q = self._asked.get(n)
+            given = next(a["answer"] for a in conflict.answers if a["number"] == n)
+            if q is not None and preferred(q.kind, q.first, q.second, q.predicted, self.values) != given:
+                return Withdraw(question=n)
+        return Withdraw(question=conflict.numbers[-1])
 
     def decide(self, final: Diagnosed) -> Decide:
         action = final.choices["human"]

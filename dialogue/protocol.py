@@ -79,6 +79,16 @@ class Answer(_Message):
     choice: str
 
 
+class Withdraw(_Message):
+    """The human withdraws one of the answers that cannot all hold."""
+
+    question: int = Field(description="The number of the question whose answer is withdrawn.")
+
+
+class Decline(_Message):
+    """The human answers no more value questions: the values are taken as the answers so far leave them."""
+
+
 class Undo(_Message):
     """The human takes back their last act (a response to an offer, a share, an observation, a value
     edit or a value answer); the engine goes on from where it was before it."""
@@ -168,16 +178,18 @@ class Asked(_Message):
 
     type: Literal["question"] = "question"
     number: int
-    kind: Literal["actions", "outcomes"] = Field(
-        description='"actions": which action, in the situation `given`; "outcomes": which outcome state is worse.'
+    kind: Literal["actions", "outcomes", "sign", "lottery"] = Field(
+        description='"actions": which action, in the situation `given`; "outcomes": which outcome state is worse; '
+        '"sign": is a state worse or better than its outcome\'s reference state; "lottery": a state for sure, or a '
+        "chance of another (and otherwise the references)."
     )
     first: str
     second: str
     given: dict[str, str]
     text: str
     predicted: dict[str, dict[str, dict[str, float]]] = Field(
-        description="Each option's outcomes {outcome: {state: probability}} under the human's beliefs "
-        "(for \"which is worse\": the state against its outcome's first state)."
+        description="Each option's outcomes {outcome: {state: probability}}: under the human's beliefs for an "
+        "action; otherwise the state, the sure thing or the lottery, every other outcome at its reference state."
     )
     information: float = Field(description="What the answer is expected to tell about the decision (nats).")
     leaning: str = Field(description="The action the human's values point to so far.")
@@ -195,9 +207,10 @@ class Elicited(_Message):
 
     type: Literal["elicited"] = "elicited"
     questions: int
-    stopped: Literal["settled", "limit", "exhausted"] = Field(
-        description="settled: the decision no longer depends on what is uncertain; limit: the most questions "
-        "were asked; exhausted: no question is left that could tell more."
+    stopped: Literal["settled", "limit", "exhausted", "declined"] = Field(
+        description="settled: 95% of what is uncertain agrees on the decision; limit: the most questions were "
+        "asked; exhausted: no question of any kind could tell more about the decision; declined: the human "
+        "answered no more."
     )
     decision: str = Field(description="The action the elicited values point to.")
     agreement: float = Field(description="The share of the remaining uncertainty that agrees on it.")
@@ -208,6 +221,24 @@ class Elicited(_Message):
     utilities: dict[str, dict[str, dict]] = Field(
         description="Every outcome state's utility / range: posterior mean and 90% interval."
     )
+
+
+class Conflicted(_Message):
+    """Answers that cannot all hold (noise aside): the human withdraws one before the questions go on."""
+
+    type: Literal["conflict"] = "conflict"
+    numbers: list[int] = Field(description="The clashing answers' question numbers, the last answer last.")
+    answers: list[dict] = Field(description='Each of them: {"number", "question", "answer"}.')
+
+
+class Withdrawn(_Message):
+    type: Literal["withdrawn"] = "withdrawn"
+    number: int = Field(description="The question whose answer was withdrawn.")
+
+
+class Declined(_Message):
+    type: Literal["declined"] = "declined"
+    number: int = Field(description="The question the human declined, and every one after it.")
 
 
 class Responded(_Message):
@@ -259,10 +290,13 @@ Event = Annotated[
     | Asked
     | Answered
     | Elicited
+    | Conflicted
+    | Withdrawn
+    | Declined
     | Undone,
     Field(discriminator="type"),
 ]
-Message = Respond | Decide | State | Share | Observe | SetValues | Answer | Undo
+Message = Respond | Decide | State | Share | Observe | SetValues | Answer | Withdraw | Decline | Undo
 
 
 def message_of(event: BaseModel) -> Message | None:
@@ -284,6 +318,10 @@ def message_of(event: BaseModel) -> Message | None:
         return SetValues(party=event.party, values=event.values)
     if isinstance(event, Answered):
         return Answer(question=event.number, choice=event.answer)
+    if isinstance(event, Withdrawn):
+        return Withdraw(question=event.number)
+    if isinstance(event, Declined):
+        return Decline()
     if isinstance(event, Undone):
         return Undo()
     return None
@@ -295,7 +333,7 @@ def human_act(event: BaseModel) -> bool:
     return (
         (isinstance(event, Responded) and event.by == "human")
         or (isinstance(event, Offered) and event.shared and not event.fact.startswith(OBSERVATION_PREFIX))
-        or isinstance(event, (Observed, Answered))
+        or isinstance(event, (Observed, Answered, Withdrawn, Declined))
         or (isinstance(event, ValuesChanged) and event.party == "human")
     )
 

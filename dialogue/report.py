@@ -19,6 +19,9 @@ from dialogue.protocol import (
     Stated,
     Undone,
     ValuesChanged,
+    Withdrawn,
+    Declined,
+    Conflicted,
     human_act,
 )
 
@@ -131,14 +134,18 @@ def build_report(events: Sequence) -> dict:
 
 
 def _elicitation(events: Sequence) -> dict | None:
-    """The value questions: what was unknown, each question and answer, and the values they gave."""
+    """The value questions: what was unknown, each question and answer (a withdrawn one marked), the
+    answers that clashed, and the values they gave."""
     start = next((e for e in events if isinstance(e, Eliciting)), None)
     if start is None:
         return None
     answers = {e.number: e.answer for e in events if isinstance(e, Answered)}
+    withdrawn = {e.number for e in events if isinstance(e, Withdrawn)}
+    declined = next((e.number for e in events if isinstance(e, Declined)), None)
     asked = {q.number: q for q in events if isinstance(q, Asked)}  # a question asked again after an undo: the last
-    questions = [
-        {
+    questions = []
+    for q in asked.values():
+        entry = {
             "number": q.number,
             "kind": q.kind,
             "question": q.text,
@@ -147,15 +154,38 @@ def _elicitation(events: Sequence) -> dict | None:
             "given": q.given,
             "answer": answers.get(q.number),
         }
-        for q in asked.values()
-    ]
+        if q.number in withdrawn:
+            entry["withdrawn"] = True
+        if q.number == declined:
+            entry["declined"] = True
+        questions.append(entry)
     out: dict = {"unknown": start.unknown, "stated": start.stated, "questions": questions}
+    clashes = {tuple(e.numbers): e for e in events if isinstance(e, Conflicted)}  # one asked again after an undo: once
+    conflicts = [{"numbers": e.numbers, "answers": e.answers} for e in clashes.values()]
+    if conflicts:
+        out["conflicts"] = conflicts
     done = next((e for e in events if isinstance(e, Elicited)), None)
     if done is not None:
         out.update(
             stopped=done.stopped, decision=done.decision, agreement=done.agreement, values=done.values, utilities=done.utilities
         )
     return out
+
+
+STOPPED = {
+    "settled": "the decision is settled: {pct}% of what remains uncertain points to {decision}",
+    "limit": "the question limit was reached before the decision settled: the answers point to {decision}, "
+    "but only {pct}% of what remains uncertain agrees",
+    "exhausted": "no question of any kind could tell more about the decision; the answers point to {decision} "
+    "({pct}% of what remains uncertain agrees)",
+    "declined": "{who} declined further questions; the answers so far point to {decision} "
+    "({pct}% of what remains uncertain agrees)",
+}
+"""Why the value questions stopped, in words, with where the answers point and how surely."""
+
+
+def stopped_text(asked: dict, who: str = "the human") -> str:
+    return STOPPED[asked["stopped"]].format(pct=f"{100 * asked['agreement']:.0f}", decision=asked["decision"], who=who)
 
 
 def _given(row: dict) -> str:
@@ -249,17 +279,13 @@ def render(report: dict) -> str:
     if asked:
         lines.append(f"Then the human was asked about their values of {', '.join(asked['unknown'])}:")
         for q in asked["questions"]:
-            lines.append(f"  {q['number']}. {q['question']} {q['answer'] or '(not answered yet)'}")
+            said = q["answer"] or ("declined" if q.get("declined") else "(not answered yet)")
+            lines.append(f"  {q['number']}. {q['question']} {said}" + (" (withdrawn)" if q.get("withdrawn") else ""))
+        for c in asked.get("conflicts", []):
+            clash = "; ".join(f"{a['number']}. {a['answer']}" for a in c["answers"])
+            lines.append(f"  Answers that cannot all hold: {clash}; one was withdrawn.")
         if "stopped" in asked:
-            why = {
-                "settled": "the decision no longer depends on what is uncertain",
-                "limit": "the most questions were asked",
-                "exhausted": "no question is left that could tell more",
-            }[asked["stopped"]]
-            lines.append(
-                f"  Stopped: {why}. The answers point to {asked['decision']} "
-                f"({100 * asked['agreement']:.0f}% of what remains uncertain agrees). Utility / range, mean and 90% interval:"
-            )
+            lines.append(f"  Stopped: {stopped_text(asked)}. Utility / range, mean and 90% interval:")
             for outcome, states in asked["utilities"].items():
                 for state, u in states.items():
                     if u["interval"][0] != u["interval"][1]:
@@ -302,4 +328,21 @@ def render(report: dict) -> str:
         d = report["decision"]
         reasons = f" Reasons: {d['reasons']}" if d.get("reasons") else ""
         lines.append(f"Decision (by the {d['by']}): {d['action']}.{reasons}")
+        lines += _differs(report)
     return "\n".join(lines)
+
+
+def _differs(report: dict) -> list[str]:
+    """Where the decision is not what the human's own record implies, it says so, and why."""
+    d, out = report["decision"], []
+    why = f"the {d['by']} gave as reason: {d['reasons']}" if d.get("reasons") else f"the {d['by']} gave no reason"
+    mine = (report["final"] or {}).get("choices", {}).get("human")
+    asked = report.get("elicitation") or {}
+    if asked.get("decision") and asked["decision"] != d["action"]:
+        out.append(
+            f"This differs from where the human's answers point ({asked['decision']}, "
+            f"{100 * asked['agreement']:.0f}% of what remained uncertain agreed); {why}."
+        )
+    elif mine and mine != d["action"]:
+        out.append(f"This differs from the choice the human's own beliefs and values imply ({mine}); {why}.")
+    return out

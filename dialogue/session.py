@@ -164,8 +164,10 @@ def run_session(
     try:
         parties: dict[str, Party] = {"agent": agent or Agent(), "human": person}
         engine = live.engine
-        while engine.pending is not None or engine.question is not None:
-            if engine.question is not None:
+        while engine.pending is not None or engine.question is not None or engine.conflict is not None:
+            if engine.conflict is not None:
+                live.send(person.resolve(engine.conflict))
+            elif engine.question is not None:
                 live.send(person.answer(engine.question))
             else:
                 offer = engine.pending

@@ -15,7 +15,9 @@ from dialogue.protocol import (
     Answered,
     Asked,
     Concluded,
+    Conflicted,
     Decided,
+    Declined,
     Diagnosed,
     Elicited,
     Eliciting,
@@ -25,8 +27,9 @@ from dialogue.protocol import (
     Stated,
     Undone,
     ValuesChanged,
+    Withdrawn,
 )
-from dialogue.report import edits, share_note
+from dialogue.report import edits, share_note, stopped_text
 from dialogue.session import LiveSession
 from oracle.query import Distribution, Query
 from values.tradeoffs import ValueConflict, tradeoff, value_conflicts
@@ -110,7 +113,7 @@ class SessionView:
             if engine.shareable():
                 out.add("share")
             out.add("edit_value")
-        if engine.question is not None:
+        if engine.question is not None or engine.conflict is not None:
             out.add("answer_values")
         if engine.undoable is not None:
             out.add("undo")
@@ -132,6 +135,8 @@ class SessionView:
             return "state your position first: press p"
         if engine.decided:
             return "decided: press D for the summary"
+        if engine.conflict is not None:
+            return "answers that cannot all hold: press v"
         if engine.question is not None:
             return f"value question {engine.question.number}: press v to answer"
         if engine.concluded:
@@ -210,8 +215,15 @@ class SessionView:
             return f"value question {event.number}: {event.text}"
         if isinstance(event, Answered):
             return f"   you answered {event.answer}"
+        if isinstance(event, Conflicted):
+            return "   these answers cannot all hold: " + "; ".join(f"{a['number']}. {a['answer']}" for a in event.answers)
+        if isinstance(event, Withdrawn):
+            return f"   you withdrew your answer to question {event.number}"
+        if isinstance(event, Declined):
+            return "   you declined further questions"
         if isinstance(event, Elicited):
-            return f"your values, from {event.questions} answers, point to {event.decision}"
+            said = {"stopped": event.stopped, "decision": event.decision, "agreement": event.agreement}
+            return f"your values: {stopped_text(said, who='you')}"
         return None
 
     def _choices(self, event: Diagnosed) -> str:

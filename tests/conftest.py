@@ -21,3 +21,29 @@ def canonical():
     from worldmodel.load import load_scenario
 
     return load_scenario(CANONICAL)
+
+
+def to_a_conflict(make_live, tries: int = 40):
+    """A live session (from ``make_live()``) whose value answers clash: the scripted human exchanges
+    the facts and answers the signs, then the other questions at random (seeded) until the engine
+    reports answers that cannot all hold.  Returns the session and the clash."""
+    import random
+
+    from dialogue.parties import Agent, ScriptedHuman
+    from dialogue.protocol import Answer
+
+    for seed in range(tries):
+        live = make_live()
+        engine = live.engine
+        human, rng = ScriptedHuman(engine.scenario, engine.model.network), random.Random(seed)
+        while engine.question is None:
+            offer = engine.pending
+            live.send(Agent().respond(offer) if offer.receiver == "agent" else human.respond(offer))
+        while engine.conflict is None and engine.question is not None:
+            q = engine.question
+            choice = human.answer(q).choice if q.kind == "sign" else rng.choice([q.first, q.second])
+            live.send(Answer(question=q.number, choice=choice))
+        if engine.conflict is not None:
+            return live, engine.conflict
+        live.close()
+    raise AssertionError(f"no clash in {tries} sessions answered at random")

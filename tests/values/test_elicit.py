@@ -13,7 +13,10 @@ from typer.testing import CliRunner
 from dialogue.cli.app import app
 from oracle.oracle import Oracle
 from tests.conftest import CANONICAL
-from values.elicit import Elicitor, preferred, simulated_answer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from values.elicit import Elicitor, Question, preferred, simulated_answer
 from values.tradeoffs import state_weights
 from values.utility import Utility
 from worldmodel.model import load_model
@@ -24,13 +27,22 @@ def elicit(truth: torch.Tensor, order: str, seed: int, cap: int = 30):
     elicitor = Elicitor(Oracle(model, device="cpu"), model.beliefs("human"), particles=8000, seed=seed)
     rng, gen = random.Random(seed), torch.Generator().manual_seed(seed)
     while not elicitor.settled() and len(elicitor.asked) < cap:
-        if order == "information":
-            question = elicitor.best_question()
-        else:
-            question = rng.choice([q for q in elicitor.questions if all(q is not a for a, _ in elicitor.asked)])
+        question = elicitor.best_question() if order == "information" else rng.choice(elicitor.candidates())
         elicitor.answer(question, simulated_answer(question, truth, gen))
     true_decision = elicitor.actions[int((elicitor.decision_features @ truth).argmax())]
     return len(elicitor.asked), elicitor.decision()[0], true_decision
+
+
+def canonical_elicitor(particles: int = 2000, **kw) -> Elicitor:
+    model = load_model(CANONICAL)
+    return Elicitor(Oracle(model, device="cpu"), model.beliefs("human"), particles=particles, **kw)
+
+
+def ask(elicitor: Elicitor, kind: str, first: str, second: str = "") -> Question:
+    """The question of that kind about those options (a sign: about the state ``first``)."""
+    if kind == "sign":
+        return next(q for q in elicitor.questions if q.kind == "sign" and q.text().startswith(f"Is {first} "))
+    return next(q for q in elicitor.questions if (q.kind, q.first, q.second) == (kind, first, second))
 
 
 def test_the_human_of_the_canonical_example():
@@ -38,22 +50,99 @@ def test_the_human_of_the_canonical_example():
     truth = 30 * torch.tensor([-10 / 550, -300 / 550, -250 / 550], dtype=torch.float64)
     asked, decided, true_decision = elicit(truth, "information", seed=0)
     assert decided == true_decision == "swerve"
-    assert asked <= 15
+    assert asked <= 8
 
 
-def test_questions_and_answers():
-    model = load_model(CANONICAL)
-    elicitor = Elicitor(Oracle(model, device="cpu"), model.beliefs("human"), particles=2000)
-    kinds = {q.kind for q in elicitor.questions}
-    assert kinds == {"actions", "outcomes"}
+def test_signs_first_then_sizes_in_plain_words():
+    elicitor = canonical_elicitor()
+    assert {q.kind for q in elicitor.questions} == {"sign", "outcomes", "actions"}
     assert len(elicitor.situations) == 8  # road x animal x oncoming
-    worse = next(q for q in elicitor.questions if q.kind == "outcomes" and q.first == "harm=squirrel" and q.second == "harm=cat")
-    assert worse.text() == "Which is worse: harm=squirrel or harm=cat?"
+    assert {q.kind for q in elicitor.candidates()} == {"sign"}  # no size before the signs that matter
+    assert ask(elicitor, "sign", "harm=cat").text() == "Is harm=cat better or worse than harm=none?"
+    worse = ask(elicitor, "outcomes", "harm=squirrel", "harm=cat")
+    assert worse.text() == "Which would be worse: harm=squirrel or harm=cat?"
+    action = next(q for q in elicitor.questions if q.kind == "actions" and len(q.given) == 3)
+    assert action.text().startswith("If road is ") and " and oncoming is " in action.text()
+    assert action.text().endswith(f"would you rather {action.first} or {action.second}?")
+    for state in ("harm=squirrel", "harm=cat", "crash=crash"):
+        elicitor.answer(ask(elicitor, "sign", state), "worse")
+    kinds = {q.kind for q in elicitor.candidates()}
+    assert kinds == {"outcomes", "actions", "lottery"}
+    lottery = next(q for q in elicitor.lotteries() if q.first == "harm=cat for sure")
+    assert lottery.text().startswith("Would you rather have harm=cat for sure, or a ")
+    assert lottery.text().endswith("(and otherwise harm=none and crash=safe)?")
     before = elicitor.summary()["harm"]["cat"]["mean"]
     for _ in range(3):
         elicitor.answer(worse, "harm=cat")
     assert elicitor.summary()["harm"]["cat"]["mean"] < before
     assert elicitor.information(worse) >= 0
+
+
+ANSWERS = st.lists(st.tuples(st.integers(0, 10_000), st.booleans(), st.integers(0, 10_000)), max_size=8)
+
+
+@settings(max_examples=25, deadline=None)
+@given(answers=ANSWERS, signs=st.dictionaries(st.sampled_from(["harm=squirrel", "harm=cat", "crash=crash"]), st.sampled_from([-1, 1])))
+def test_no_particle_ever_holds_a_sign_that_was_given(answers, signs):
+    """Any sequence of answers (signs, sizes, lotteries, some withdrawn), with signs from the scenario
+    too: every particle, and so every interval, keeps every sign given."""
+    elicitor = canonical_elicitor(particles=400, signs=signs)
+    for pick, first, withdraw in answers:
+        candidates = elicitor.candidates()
+        q = candidates[pick % len(candidates)]
+        elicitor.answer(q, q.first if first else q.second)
+        if withdraw % 4 == 0:
+            elicitor.withdraw(withdraw % len(elicitor.asked))
+        for j, sign in elicitor.signs().items():
+            assert torch.all(sign * elicitor.scaled[:, j] >= 0), (elicitor.states[j], sign)
+    summary = elicitor.summary()
+    for name, sign in signs.items():
+        o, s = name.split("=")
+        low, high = summary[o][s]["interval"]
+        assert (low >= 0) if sign > 0 else (high <= 0), name
+
+
+@pytest.mark.parametrize("ratio", [0.15, 0.5, 0.83])
+def test_a_lottery_bisection_pins_a_ratio_in_six_answers(ratio):
+    """u(crash=crash) / u(harm=cat), both worse than their references: six standard gambles at the
+    posterior median of the ratio pin it within 0.05."""
+    elicitor = canonical_elicitor(particles=20000, seed=3)
+    truth = {"harm": {"squirrel": -10.0, "cat": -100.0}, "crash": {"crash": -100.0 * ratio}}
+    for state in ("harm=squirrel", "harm=cat", "crash=crash"):
+        elicitor.answer(ask(elicitor, "sign", state), "worse")
+    crash, cat = elicitor.states.index(("crash", "crash")), elicitor.states.index(("harm", "cat"))
+    for _ in range(6):
+        [median] = elicitor.ratio(crash, cat)
+        q = min(
+            (q for q in elicitor.lotteries() if q.first == "crash=crash for sure" and "of harm=cat" in q.second),
+            key=lambda q: abs(float(q.features[cat]) + median),
+        )
+        elicitor.answer(q, preferred(q.kind, q.first, q.second, q.predicted, truth))
+    w = elicitor.weights
+    estimate = float(w @ (elicitor.scaled[:, crash] / elicitor.scaled[:, cat]))
+    assert abs(estimate - ratio) <= 0.05
+
+
+def test_answers_that_cannot_all_hold_are_found_with_the_fewest_that_clash():
+    elicitor = canonical_elicitor()
+    elicitor.answer(ask(elicitor, "outcomes", "harm=squirrel", "harm=cat"), "harm=cat")  # cat worse than squirrel
+    elicitor.answer(ask(elicitor, "outcomes", "harm=cat", "crash=crash"), "crash=crash")  # crash worse than cat
+    assert elicitor.conflicts() == []
+    elicitor.answer(ask(elicitor, "sign", "harm=cat"), "worse")
+    assert elicitor.conflicts() == []
+    elicitor.answer(ask(elicitor, "outcomes", "harm=squirrel", "crash=crash"), "harm=squirrel")  # a cycle
+    assert elicitor.conflicts() == [0, 1]  # the sign answer (2) plays no part
+    elicitor.withdraw(3)
+    assert elicitor.conflicts() == []
+    # a lottery against an earlier ordering: crash is worse than cat, yet crash for sure is
+    # preferred to a 90% chance of cat, with both worse than their references
+    elicitor.answer(ask(elicitor, "sign", "crash=crash"), "worse")
+    gamble = Question(
+        "lottery", "crash=crash for sure", "a 90% chance of harm=cat", {},
+        torch.tensor([0.0, -0.9, 1.0], dtype=torch.float64), {}, text_="(a test lottery)",
+    )
+    elicitor.answer(gamble, "crash=crash for sure")  # u(crash) > 0.9 u(cat)
+    assert elicitor.conflicts() == [1, 3]  # "crash worse than cat" and one sign (crash's; cat's would do too)
 
 
 def test_information_beats_random_order():
@@ -137,6 +226,23 @@ def test_a_scripted_answer_is_the_better_option_and_ties_go_first():
     assert preferred("outcomes", "harm=cat", "crash=crash", worse, values) == "harm=cat"
     assert preferred("outcomes", "crash=crash", "harm=cat", worse, values) == "harm=cat"
     assert preferred("outcomes", "crash=crash", "harm=cat", worse, {}) == "crash=crash"  # a tie
+
+
+def test_a_scripted_sign_and_lottery_answer():
+    elicitor = canonical_elicitor(particles=100)
+    values = {"harm": {"cat": -300}, "crash": {"crash": -250}}
+    q = ask(elicitor, "sign", "harm=cat")
+    assert preferred(q.kind, q.first, q.second, q.predicted, values) == "worse"
+    assert preferred(q.kind, q.first, q.second, q.predicted, {"harm": {"cat": 5}}) == "better"
+    for state in ("harm=squirrel", "harm=cat", "crash=crash"):
+        elicitor.answer(ask(elicitor, "sign", state), "worse")
+    for q in elicitor.lotteries():  # the sure thing against the gamble, by expected utility
+        sure = next(s for s in elicitor.states if q.first == f"{s[0]}={s[1]} for sure")
+        gamble_p = float(q.second.split("%")[0].split()[-1]) / 100
+        target = next(s for s in elicitor.states if q.second.endswith(f"of {s[0]}={s[1]}"))
+        u = lambda s: values.get(s[0], {}).get(s[1], 0.0)  # noqa: E731
+        expected = q.first if u(sure) >= gamble_p * u(target) else q.second
+        assert preferred(q.kind, q.first, q.second, q.predicted, values) == expected, q.text()
 
 
 def test_an_outcome_question_predicts_the_state_against_its_first():
