@@ -13,7 +13,8 @@ decision analysis asks them (Chajewska, Koller and Parr 2000):
   set at quantiles of the posterior of u(X)/u(Y), so each answer splits what is still uncertain;
   a run of them bisects the ratio.
 - **outcomes**: which of two states is worse?
-- **actions**: in a concrete situation, which of two actions?
+- **actions**: which of two actions, as things stand (under the party's present beliefs: the
+  decision itself) or in a concrete situation?
 
 Answers other than signs are noisy-rational (the better option with probability sigmoid(beta x
 difference)) and reweigh the particles.  The next question is the one with the largest expected
@@ -35,6 +36,7 @@ against the unknown ones, which is what the questions find out.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -55,7 +57,21 @@ POSSIBLE = 1e-12
 NOTHING_TO_LEARN = 1e-9
 """A question whose answer is expected to tell less than this (nats) about the decision is not worth asking."""
 QUANTILES = (0.2, 0.35, 0.5, 0.65, 0.8)
-"""Where in the posterior of a ratio u(X)/u(Y) a lottery's chance is put."""
+"""Where in the posterior of a ratio u(X)/u(Y) a lottery's chance is put: at these quantiles (each
+splits what is uncertain), and at the middle of the span between the quantiles :data:`SPAN`, cut at
+1 (a chance is at most 1: each such answer halves what is still plausible, and a run of them
+bisects the ratio)."""
+SPAN = (0.025, 0.975)
+RATIONALITY = (1.0, 30.0)
+"""Each particle's rationality (beta) is that of :mod:`values.infer`'s prior times a factor drawn
+log-uniformly from this range: whether a person answers nearly at random or nearly without noise is
+not known beforehand, and answers that keep agreeing should be able to say it (without the wide
+range, a person who answers near ties consistently is taken for a noisy one, and the questions run
+out before the decision settles: bench/findings/elicit_cpu_2core.txt)."""
+MAGNITUDE = 10.0
+"""Each state's utility is drawn, besides, times a factor log-uniform in [1/MAGNITUDE, MAGNITUDE]: the
+sizes of different harms may differ by orders of magnitude (a cat against a squirrel), so the prior
+does not presume them alike, and signs alone seldom settle a decision that turns on sizes."""
 CHUNK = 256
 """Questions scored at once (particles x questions in memory)."""
 
@@ -114,8 +130,8 @@ class Elicitor:
         self.stated = {o: dict(u) for o, u in (stated or {}).items()}
         """Outcomes whose utilities are known: {outcome: {state: utility}} (unlisted states 0)."""
         generator = torch.Generator().manual_seed(seed)
-        draws = torch.randn(particles, len(self.states), generator=generator, dtype=torch.float64)
-        self._draws, self.scale, self.in_stated_units = _hold_stated(draws * SCALED_SD, self.states, self.stated, net)
+        draws = _prior(particles, len(self.states), generator)
+        self._draws, self.scale, self.in_stated_units = _hold_stated(draws, self.states, self.stated, net)
         self.stated_signs = _stated_signs(self.states, self.stated, net)
         """Column -> sign (+1 better, -1 worse than the reference) of the stated states that are not 0."""
         names = {f"{o}={s}": j for j, (o, s) in enumerate(self.states)}
@@ -130,7 +146,7 @@ class Elicitor:
         # the decision's situation ({}: what the party now believes) and the asked-about ones, in one call
         table = situation_features(oracle, beliefs, [{}] + self.situations).to("cpu", torch.float64)
         self.decision_features = table[0]  # (actions, states)
-        self.questions = self._questions(table[1:])
+        self.questions = self._questions([{}] + self.situations, table)
         """The fixed questions (signs, orderings, situations); lotteries are made for the posterior as it stands."""
 
     @staticmethod
@@ -171,7 +187,7 @@ class Elicitor:
     def _lottery(self, column: torch.Tensor) -> dict[str, dict[str, float]]:
         return _lottery(self.network, self.states, column)
 
-    def _questions(self, table: torch.Tensor) -> list[Question]:
+    def _questions(self, situations: Sequence[Mapping[str, str]], table: torch.Tensor) -> list[Question]:
         """Every sign, ordering and situation question whose answer depends on an unstated utility."""
         free = torch.tensor([o not in self.stated for o, _ in self.states])
         eye = torch.eye(len(self.states), dtype=torch.float64)
@@ -190,12 +206,12 @@ class Elicitor:
             predicted = {first: self._lottery(eye[a]), second: self._lottery(eye[b])}
             text = f"Which would be worse: {first} or {second}?"
             out.append(Question("outcomes", first, second, {}, eye[b] - eye[a], predicted, text_=text))
-        for g, rows in zip(self.situations, table):
+        for g, rows in zip(situations, table):
             for i, j in itertools.combinations(range(len(self.actions)), 2):
                 if (rows[i] - rows[j])[free].abs().max() > 1e-9:
                     a, b = self.actions[i], self.actions[j]
                     predicted = {a: self._lottery(rows[i]), b: self._lottery(rows[j])}
-                    text = f"If {_situation(g)}, would you rather {a} or {b}?" if g else f"Would you rather {a} or {b}?"
+                    text = f"If {_situation(g)}, would you rather {a} or {b}?" if g else f"As things stand, would you rather {a} or {b}?"
                     out.append(Question("actions", a, b, g, rows[i] - rows[j], predicted, text_=text))
         return out
 
@@ -211,9 +227,11 @@ class Elicitor:
             if signs[x] != signs[y] or (self.states[x][0] in self.stated and self.states[y][0] in self.stated):
                 continue
             chances = set()
-            for q in self.ratio(x, y, QUANTILES):
+            quantiles = self.ratio(x, y, (*QUANTILES, *SPAN))
+            middle = (quantiles[-2] + min(quantiles[-1], 1.0)) / 2  # halves what is still plausible below 1
+            for q in [*quantiles[: len(QUANTILES)], middle]:
                 p = round(q, 2)
-                if 0.05 <= p <= 0.95:  # a chance a person can weigh, not a near-certainty
+                if 0.02 <= p <= 0.98:  # a chance, not a certainty
                     chances.add(p)
             for p in sorted(chances):
                 sure, gamble = f"{self._name(x)} for sure", f"a {100 * p:.0f}% chance of {self._name(y)}"
@@ -419,6 +437,18 @@ class Elicitor:
             if o not in self.stated:
                 out[o][s] = float(mean[j])
         return out
+
+
+def _prior(particles: int, states: int, generator: torch.Generator) -> torch.Tensor:
+    """Draws of beta x utilities: independent normals (as in :mod:`values.infer`), each particle
+    scaled by a log-uniform rationality factor (:data:`RATIONALITY`); symmetric about 0 in every
+    column, so folding a column onto a sign is conditioning on it."""
+    def log_uniform(shape: tuple[int, int], low: float, high: float) -> torch.Tensor:
+        u = torch.rand(shape, generator=generator, dtype=torch.float64)
+        return torch.exp(math.log(low) + u * (math.log(high) - math.log(low)))
+
+    normal = torch.randn(particles, states, generator=generator, dtype=torch.float64) * SCALED_SD
+    return normal * log_uniform((particles, 1), *RATIONALITY) * log_uniform((particles, states), 1 / MAGNITUDE, MAGNITUDE)
 
 
 def _entropy(q: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,8 @@ KEYS = """\
   o      state a new observation (variable=state, reliability, source)
   e      edit the highlighted value (Values tab; enter does the same)
   u      undo your last response, share, observation, edit or answer
-  v      answer the value question (when your values are asked)
+  v      answer the value question (1 or 2; 3 stops asking), or withdraw
+         one of answers that cannot all hold
   D      decide, once the exchange is over (after: the summary)
   1-4    switch tabs: situation, dialogue, beliefs, values
   ctrl+p the command palette: any command by name ("dec": decide)

@@ -95,14 +95,14 @@ def test_the_example_asks_the_values_and_reaches_the_canonical_decision(canonica
     }
 
 
-def test_the_intervals_contain_the_canonical_human(asked):
+def test_the_asked_values_keep_the_canonical_human_signs_and_trade_off(asked):
     report, _ = asked
     utilities = report["elicitation"]["utilities"]
-    for (outcome, state), truth in CANONICAL_HUMAN.items():
+    for outcome, state in CANONICAL_HUMAN:
         low, high = utilities[outcome][state]["interval"]
         assert high < 0, (outcome, state)  # worse than its reference: the posterior holds the sign answered
-        if state != "squirrel":  # the two the decision turns on; squirrel's size barely matters to it
-            assert low < truth < high, (outcome, state)
+    # the trade-off the decision turns on goes the person's way: the cat weighs more than the crash
+    assert utilities["harm"]["cat"]["mean"] < utilities["crash"]["crash"]["mean"]
     assert utilities["harm"]["none"] == {"mean": 0.0, "interval": [0.0, 0.0]}  # each outcome's zero
     conflicts = report["final"]["value_conflicts"]
     assert {(c["outcome"], c["state"]) for c in conflicts} == set(CANONICAL_HUMAN)

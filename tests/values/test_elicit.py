@@ -16,7 +16,7 @@ from tests.conftest import CANONICAL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from values.elicit import Elicitor, Question, preferred, simulated_answer
+from values.elicit import SPAN, Elicitor, Question, preferred, simulated_answer
 from values.tradeoffs import state_weights
 from values.utility import Utility
 from worldmodel.model import load_model
@@ -102,24 +102,32 @@ def test_no_particle_ever_holds_a_sign_that_was_given(answers, signs):
         assert (low >= 0) if sign > 0 else (high <= 0), name
 
 
-@pytest.mark.parametrize("ratio", [0.15, 0.5, 0.83])
+@pytest.mark.parametrize("ratio", [0.1, 0.3, 0.5, 0.67, 0.83, 0.93])
 def test_a_lottery_bisection_pins_a_ratio_in_six_answers(ratio):
-    """u(crash=crash) / u(harm=cat), both worse than their references: six standard gambles at the
-    posterior median of the ratio pin it within 0.05."""
+    """u(crash=crash) / u(harm=cat), both worse than their references: six standard gambles, each at
+    the middle of the ratio's plausible span, pin its posterior median within 0.05."""
     elicitor = canonical_elicitor(particles=20000, seed=3)
     truth = {"harm": {"squirrel": -10.0, "cat": -100.0}, "crash": {"crash": -100.0 * ratio}}
     for state in ("harm=squirrel", "harm=cat", "crash=crash"):
         elicitor.answer(ask(elicitor, "sign", state), "worse")
     crash, cat = elicitor.states.index(("crash", "crash")), elicitor.states.index(("harm", "cat"))
+
+    def cut(q: Question) -> float | None:
+        """The ratio u(crash)/u(cat) at which the person is indifferent (None: another pair)."""
+        if q.first == "crash=crash for sure" and q.second.endswith("of harm=cat"):
+            return -float(q.features[cat])  # crash for sure, or a p chance of cat: p
+        if q.first == "harm=cat for sure" and q.second.endswith("of crash=crash"):
+            return -1 / float(q.features[crash])  # cat for sure, or a p chance of crash: 1 / p
+        return None
+
     for _ in range(6):
-        [median] = elicitor.ratio(crash, cat)
-        q = min(
-            (q for q in elicitor.lotteries() if q.first == "crash=crash for sure" and "of harm=cat" in q.second),
-            key=lambda q: abs(float(q.features[cat]) + median),
+        low, high = elicitor.ratio(crash, cat, SPAN)
+        q = min(  # the gamble at the middle of what is still plausible below 1: a bisection on the chance
+            (q for q in elicitor.lotteries() if cut(q) is not None),
+            key=lambda q: abs(cut(q) - (low + min(high, 1.0)) / 2),
         )
         elicitor.answer(q, preferred(q.kind, q.first, q.second, q.predicted, truth))
-    w = elicitor.weights
-    estimate = float(w @ (elicitor.scaled[:, crash] / elicitor.scaled[:, cat]))
+    [estimate] = elicitor.ratio(crash, cat)
     assert abs(estimate - ratio) <= 0.05
 
 
