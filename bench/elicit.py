@@ -66,8 +66,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import platform
 import random
 import statistics
 import subprocess
@@ -83,6 +81,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from bench.machine import describe
 from dialogue.elicitation import Elicitation
 from dialogue.session import run_session
 from oracle.oracle import Oracle
@@ -290,16 +289,7 @@ def commit() -> str:
 
 
 def machine() -> dict:
-    return {
-        "device": "cpu",
-        "cpu_count": os.cpu_count(),
-        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "commit": commit(),
-    }
+    return {**describe("cpu"), "commit": commit()}
 
 
 def summarise(rows: Sequence[dict]) -> dict:

@@ -63,8 +63,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import platform
 import random
 import statistics
 import sys
@@ -74,9 +72,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 
 from bench.constructions import KINDS, Case, Context, Move, generate_cases, large_scenario
+from bench.machine import describe
 from beliefs.graph import BeliefGraph, FactRecord
 from dialogue.cruxes import rank_cruxes
 from dialogue.diagnosis import Diagnosis
@@ -346,15 +344,7 @@ def time_step(runs: int = 7, n_variables: int = 30, n_facts: int = 20) -> dict:
 
 
 def machine() -> dict:
-    return {
-        "device": str(Context.of(large_scenario(0, 5, 1)).oracle.device),
-        "cpu_count": os.cpu_count(),
-        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
+    return describe(str(Context.of(large_scenario(0, 5, 1)).oracle.device))
 
 
 # -- the whole bench ------------------------------------------------------------------------------

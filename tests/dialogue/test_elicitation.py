@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from dialogue.protocol import (
     Answer,
     Answered,
     Asked,
-    Conflicted,
     Decide,
     Decline,
     Declined,

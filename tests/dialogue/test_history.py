@@ -16,7 +16,6 @@ from dialogue.protocol import (
     Answer,
     Asked,
     Concluded,
-    Decide,
     Diagnosed,
     Offered,
     Respond,
