@@ -479,11 +479,8 @@ def _ray(
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """The stated columns on the ray of the stated utilities, as constraints: each non-zero one
     has its sign (``c @ x > 0``), a zero one stays 0, and all keep their ratios (``e @ x = 0``)."""
-    n = len(states)
-    eye = torch.eye(n, dtype=torch.float64)
-    direction = {
-        j: stated[o].get(s, 0.0) - stated[o].get(network.reference(o), 0.0) for j, (o, s) in enumerate(states) if o in stated
-    }
+    eye = torch.eye(len(states), dtype=torch.float64)
+    direction = _direction(states, stated, network)
     signs = [eye[j] * (1.0 if d > 0 else -1.0) for j, d in direction.items() if d != 0]
     equal = [eye[j] for j, d in direction.items() if d == 0]
     nonzero = [j for j, d in direction.items() if d != 0]
@@ -491,14 +488,15 @@ def _ray(
     return signs, equal
 
 
+def _direction(states: list[tuple[str, str]], stated: Mapping[str, Mapping[str, float]], network: Network) -> dict[int, float]:
+    """Column -> the stated utility of its state less that of its outcome's reference (stated outcomes only)."""
+    return {
+        j: stated[o].get(s, 0.0) - stated[o].get(network.reference(o), 0.0) for j, (o, s) in enumerate(states) if o in stated
+    }
+
+
 def _stated_signs(states: list[tuple[str, str]], stated: Mapping[str, Mapping[str, float]], network: Network) -> dict[int, int]:
-    out = {}
-    for j, (o, s) in enumerate(states):
-        if o in stated:
-            d = stated[o].get(s, 0.0) - stated[o].get(network.reference(o), 0.0)
-            if d != 0:
-                out[j] = 1 if d > 0 else -1
-    return out
+    return {j: 1 if d > 0 else -1 for j, d in _direction(states, stated, network).items() if d != 0}
 
 
 def _hold_stated(
@@ -509,13 +507,11 @@ def _hold_stated(
     particles, each one's scale (beta in the stated units) and whether the stated units exist
     (some stated utility is not 0; otherwise the stated columns are 0 and the scale is 1)."""
     scale = torch.ones(len(scaled), dtype=torch.float64)
-    fixed = [j for j, (o, _) in enumerate(states) if o in stated]
+    along = _direction(states, stated, network)
+    fixed = list(along)
     if not fixed:
         return scaled, scale, False
-    direction = torch.tensor(
-        [stated[o].get(s, 0.0) - stated[o].get(network.reference(o), 0.0) for o, s in (states[j] for j in fixed)],
-        dtype=torch.float64,
-    )
+    direction = torch.tensor([along[j] for j in fixed], dtype=torch.float64)
     length = direction.norm()
     scaled = scaled.clone()
     if length == 0:
