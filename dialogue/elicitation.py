@@ -153,15 +153,14 @@ class ValueStep:
         waited for then (the elicitor is seeded, so replaying rebuilds it exactly)."""
         step = ValueStep(*self._made)
         for kind, arg in self.log[:entries]:
-            if kind == "answer":
-                if step.pending is None:
-                    step.next()
-                step.answer(arg)  # type: ignore[arg-type]
-            elif kind == "withdraw":
+            if kind == "withdraw":
                 step.withdraw(arg)  # type: ignore[arg-type]
+                continue
+            if step.pending is None:  # the question this answer (or declining) was about
+                step.next()
+            if kind == "answer":
+                step.answer(arg)  # type: ignore[arg-type]
             else:
-                if step.pending is None:
-                    step.next()
                 step.decline()
         if step.conflict is None and step.pending is None and step.stopped is None:
             step.next()

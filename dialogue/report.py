@@ -188,15 +188,16 @@ def stopped_text(asked: dict, who: str = "the human") -> str:
     return STOPPED[asked["stopped"]].format(pct=f"{100 * asked['agreement']:.0f}", decision=asked["decision"], who=who)
 
 
-def _given(row: dict) -> str:
+def given_text(row: dict) -> str:
+    """``road=wet, action=swerve``."""
     return ", ".join(f"{k}={v}" for k, v in row.items())
 
 
-def _numbers(states: list[str] | None, p: list[float]) -> str:
+def named_numbers(states: list[str] | None, p: list[float], sep: str = " / ") -> str:
     """A distribution with its state names: ``dry 0.14 / wet 0.86`` (numbers alone when names are unknown)."""
     if states is None or len(states) != len(p):
-        return " / ".join(f"{x:.2f}" for x in p)
-    return " / ".join(f"{s} {x:.2f}" for s, x in zip(states, p))
+        return sep.join(f"{x:.2f}" for x in p)
+    return sep.join(f"{s} {x:.2f}" for s, x in zip(states, p))
 
 
 def edits(changed: list[dict]) -> str:
@@ -302,18 +303,17 @@ def render(report: dict) -> str:
                 "belief": "The disagreement is about facts: with the same beliefs they would choose alike.",
                 "value": "The disagreement is about values: with the same beliefs they would still choose differently.",
                 "both": "The disagreement is partly about facts and partly about values.",
-                "unknown": "The human's values are not known, so the disagreement cannot be split.",
             }
             lines.append(explain[final["diagnosis"]["kind"]])
             note = share_note(final["diagnosis"])
             if note:
                 lines.append(note)
         for u in final.get("unresolved_beliefs", []):
-            where = f" given {_given(u['given'])}" if "given" in u else ""
+            where = f" given {given_text(u['given'])}" if "given" in u else ""
             states = u.get("states")
             lines.append(
-                f"  unresolved belief about {u['variable']}{where}: agent {_numbers(states, u['agent'])}, "
-                f"human {_numbers(states, u['human'])} ({'; '.join(u['causes'])}); settle it: {u['settle']} "
+                f"  unresolved belief about {u['variable']}{where}: agent {named_numbers(states, u['agent'])}, "
+                f"human {named_numbers(states, u['human'])} ({'; '.join(u['causes'])}); settle it: {u['settle']} "
                 f"(value of information {u['value_of_information']:.4f})"
             )
         for c in final.get("value_conflicts", []):

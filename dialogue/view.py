@@ -29,7 +29,7 @@ from dialogue.protocol import (
     ValuesChanged,
     Withdrawn,
 )
-from dialogue.report import edits, share_note, stopped_text
+from dialogue.report import edits, given_text, named_numbers, share_note, stopped_text
 from dialogue.session import LiveSession
 from oracle.query import Distribution, Query
 from values.tradeoffs import ValueConflict, tradeoff, value_conflicts
@@ -126,7 +126,7 @@ class SessionView:
         kind = self.diagnosis.kind
         if self.predict_only:
             return {"agree": "YOUR CHOICE HOLDS", "belief": "FACTS CHANGE YOUR CHOICE"}.get(kind, "VALUES UNKNOWN")
-        return {"unknown": "VALUES UNKNOWN"}.get(kind, kind.upper())
+        return _badge(kind)
 
     def stage(self) -> str:
         """Where the session is, and the key that moves it on."""
@@ -170,6 +170,10 @@ class SessionView:
             f"Partly facts, partly values: with the agent's beliefs you would choose {theirs_mine}; "
             f"the agent, with yours, would choose {d.cells[('h', 'a')]}."
         )
+
+    def verdict(self) -> str:
+        """The diagnosis as the decision window and the final screen state it."""
+        return f"Final diagnosis: {self.badge().lower()}. {self.sentence()}"
 
     def share_note(self) -> str | None:
         """What a share below 0 means, when there is one (never in predict-only mode)."""
@@ -237,10 +241,7 @@ class SessionView:
             return f"you would choose {mine}; the agent's predictions {change}"
         agent = event.choices.get("agent")
         yours = "your values are not known yet" if mine is None else f"you would choose {mine}"
-        return f"the agent would choose {agent}, {yours} ({self.badge_of(event.kind)})"
-
-    def badge_of(self, kind: str) -> str:
-        return {"unknown": "values unknown"}.get(kind, kind)
+        return f"the agent would choose {agent}, {yours} ({_badge(event.kind).lower()})"
 
     def belief_rows(self) -> list[tuple[str, str, str, str, str]]:
         """Each difference of belief as text: (belief, the agent's numbers, yours, the facts behind
@@ -248,13 +249,13 @@ class SessionView:
         states = self.engine.model.network.states
         rows = []
         for diff, behind_agent, behind_human in self.differences():
-            name = diff.variable if diff.row is None else f"{diff.variable} | {', '.join(f'{k}={v}' for k, v in diff.row.items())}"
-            names = states[diff.variable]
+            name = diff.variable if diff.row is None else f"{diff.variable} | {given_text(diff.row)}"
+            names = list(states[diff.variable])
             rows.append(
                 (
                     name,
-                    ", ".join(f"{s} {x:.2f}" for s, x in zip(names, diff.a)),
-                    ", ".join(f"{s} {x:.2f}" for s, x in zip(names, diff.b)),
+                    named_numbers(names, diff.a, ", "),
+                    named_numbers(names, diff.b, ", "),
                     ", ".join(behind_agent) or "—",
                     ", ".join(behind_human) or "—",
                 )
@@ -315,3 +316,7 @@ class SessionView:
         """The position the human stated, if any."""
         return next((e.action for e in self.live.events if isinstance(e, Stated)), None)
 
+
+def _badge(kind: str) -> str:
+    """A diagnosis kind as the status badge shows it (full sessions)."""
+    return "VALUES UNKNOWN" if kind == "unknown" else kind.upper()

@@ -247,17 +247,24 @@ class Elicitor:
     def candidates(self) -> list[Question]:
         """What may be asked now: the signs still unknown (while one of them could tell anything
         about the decision), else every question of size not asked yet."""
-        asked = [q for q, _ in self.asked]
+        return self._pool()[0]
+
+    def _pool(self) -> tuple[list[Question], torch.Tensor, torch.Tensor]:
+        """:meth:`candidates` with their scores (:meth:`_scores`), each question scored once."""
         signs = self.signs()
         pending = [q for q in self.questions if q.kind == "sign" and q.column not in signs]
         if pending:
-            information = self._scores(pending)[1]
-            useful = [q for q, i in zip(pending, information.tolist()) if i > NOTHING_TO_LEARN]
-            if useful:
-                return useful
-        sizes = [q for q in self.questions if q.kind != "sign" and all(q is not a for a in asked)]
+            reduction, information = self._scores(pending)
+            useful = information > NOTHING_TO_LEARN
+            if bool(useful.any()):
+                return [q for q, u in zip(pending, useful.tolist()) if u], reduction[useful], information[useful]
+        asked = [q for q, _ in self.asked]
         taken = {(q.first, q.second) for q in asked}
-        return sizes + [q for q in self.lotteries() if (q.first, q.second) not in taken]
+        sizes = [q for q in self.questions if q.kind != "sign" and all(q is not a for a in asked)]
+        sizes += [q for q in self.lotteries() if (q.first, q.second) not in taken]
+        if not sizes:
+            return [], torch.empty(0), torch.empty(0)
+        return sizes, *self._scores(sizes)
 
     # -- the posterior ---------------------------------------------------------------------
 
@@ -336,10 +343,9 @@ class Elicitor:
         """The question to ask next and what its answer is expected to tell about the decision
         (nats): the largest expected reduction in the probability of deciding wrongly, or, where
         no answer could turn the decision, the most information about it."""
-        remaining = self.candidates()
+        remaining, reduction, information = self._pool()
         if not remaining:
             return None
-        reduction, information = self._scores(remaining)
         if float(reduction.max()) > 1e-6:
             score = reduction + 1e-3 * information  # ties: the one that tells more
         else:

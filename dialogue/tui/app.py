@@ -65,8 +65,9 @@ FOCUS = {
 }
 """The main widget of each tab: it takes the focus when its tab is shown."""
 
-ALWAYS = {"tab", "help", "quit", "export_report", "command_palette"}
-"""Actions that do something in every state of the session."""
+SESSION_ACTIONS = {"respond", "discount", "share", "observe", "edit_value", "undo", "answer_values", "decide", "summary", "position"}
+"""Actions that do something only in some states of the session (:meth:`SessionView.available`); the
+others (tabs, help, quit, export) always do."""
 
 
 class CruxApp(App):
@@ -152,11 +153,9 @@ class CruxApp(App):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Only what does something now: a key for anything else is hidden."""
-        if action in ALWAYS or not self.is_mounted:
+        if action not in SESSION_ACTIONS or not self.is_mounted:
             return True
-        if action in {"respond", "discount", "share", "observe", "edit_value", "undo", "answer_values", "decide", "summary", "position"}:
-            return action in self.view.available()
-        return True
+        return action in self.view.available()
 
     # -- redraw ------------------------------------------------------------------------
 
@@ -407,8 +406,7 @@ class CruxApp(App):
         self.push_screen(QuestionScreen(question, can_undo=self.live.engine.undoable is not None), done)
 
     def action_decide(self) -> None:
-        summary = f"Final diagnosis: {self.view.badge().lower()}. {self.view.sentence()}"
-        window = DecideScreen(self.view.actions, summary, submit=lambda r: self.send(Decide(action=r[0], reasons=r[1])))
+        window = DecideScreen(self.view.actions, self.view.verdict(), submit=lambda r: self.send(Decide(action=r[0], reasons=r[1])))
         self.push_screen(window, lambda decided: decided and self.action_summary())
 
     def action_summary(self) -> None:
@@ -417,7 +415,7 @@ class CruxApp(App):
         decision = report.get("decision")
         if decision:
             pinned.append(f"Decision (by the {decision['by']}): {decision['action']}\n", style="bold")
-        pinned.append(f"Final diagnosis: {self.view.badge().lower()}. {self.view.sentence()}")
+        pinned.append(self.view.verdict())
         saved = self.live.report_path()
         if saved is not None:
             pinned.append(f"\nReport: {saved}", style="dim")

@@ -35,9 +35,7 @@ class SessionCommands(Provider):
     def _live(self):
         app = self.app
         for name, action, key in COMMANDS:
-            method, _, args = action.partition("(")
-            parameters = (args.rstrip(")") == "True",) if method == "respond" else ()
-            if app.check_action(method, parameters) is False:
+            if app.check_action(action.partition("(")[0], ()) is False:
                 continue
             help_text = f"key: {key}" if key else None
             yield name, partial(app.run_action, action), help_text
