@@ -83,12 +83,11 @@ def default_transcript(model: Path) -> Path:
         folder.mkdir(exist_ok=True)
     except OSError as err:
         raise CruxError(f"{folder}: cannot keep the session there: {err}; pass --transcript PATH") from None
-    stem = Path(model).name.split(".")[0]
-    path = folder / f"{stem}-{datetime.now():%Y%m%d-%H%M%S}.jsonl"
-    n = 1
+    name = f"{Path(model).name.split('.')[0]}-{datetime.now():%Y%m%d-%H%M%S}"
+    path, n = folder / f"{name}.jsonl", 1
     while path.exists():  # two sessions started within a second
         n += 1
-        path = folder / f"{stem}-{datetime.now():%Y%m%d-%H%M%S}-{n}.jsonl"
+        path = folder / f"{name}-{n}.jsonl"
     return path
 
 
