@@ -364,7 +364,7 @@ class DecideScreen(Window[tuple[str, str]]):
     def compose(self) -> ComposeResult:
         with Dialog(classes="dialog", id="decide"):
             yield Static(self.summary, id="decide-summary")
-            yield Label("[b]Your decision[/b] (press its number):")
+            yield Label("[b]Your decision[/b] (press its number):", id="decide-choice")
             yield OptionList(*[f"{i} {a}" for i, a in enumerate(self.OPTIONS, 1)], id="action")
             yield Input(placeholder="your reasons, optional (kept in the transcript)", id="reasons")
             yield Label("", id="decide-error", classes="error")
@@ -379,6 +379,7 @@ class DecideScreen(Window[tuple[str, str]]):
         """A number picks the action; enter confirms it."""
         self.query_one("#action", OptionList).highlighted = index
         self.query_one("#decide-error", Label).update("")
+        self.query_one("#decide-choice", Label).update(f"[b]Your decision: {self.OPTIONS[index]}[/b] (enter confirms)")
 
     def chosen(self) -> str | None:
         index = self.query_one("#action", OptionList).highlighted

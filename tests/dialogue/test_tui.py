@@ -140,7 +140,10 @@ async def test_a_whole_session_by_keyboard_with_a_discount_and_the_end_pinned(tm
         await pilot.press("enter")  # nothing chosen yet: said in place
         await pilot.pause()
         assert "choose an action first" in str(app.screen.query_one("#decide-error").render())
-        await pilot.press("3", "tab")
+        await pilot.press("3")
+        await pilot.pause()
+        assert "Your decision: continue (enter confirms)" in str(app.screen.query_one("#decide-choice").render())
+        await pilot.press("tab")
         await pilot.press(*"mine")
         await pilot.press("enter")  # enter in the reasons field confirms
         await pilot.pause()
