@@ -7,12 +7,12 @@ nothing to make and cannot leak into the real ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Literal
 
 from beliefs.facts import informs, with_reliability
-from worldmodel.compile import BeliefState, Network, compile_beliefs
+from worldmodel.compile import BeliefState, Network, compile_beliefs, with_fact
 from worldmodel.spec import Fact, Scenario
 
 Status = Literal["held", "accepted", "rejected"]
@@ -47,6 +47,9 @@ class BeliefGraph:
     scenario: Scenario
     network: Network
     records: tuple[FactRecord, ...] = ()
+    _base: BeliefGraph | None = field(default=None, init=False, compare=False, repr=False)
+    """The graph this one extends by its last record (a fact it had not seen): its numbers are
+    that graph's plus one fact, made incrementally (``replace`` drops the link: recompiled)."""
 
     @classmethod
     def initial(cls, scenario: Scenario, network: Network, party: str) -> BeliefGraph:
@@ -73,7 +76,10 @@ class BeliefGraph:
 
     def with_record(self, record: FactRecord) -> BeliefGraph:
         kept = tuple(r for r in self.records if r.fact != record.fact)
-        return replace(self, records=(*kept, record))
+        graph = replace(self, records=(*kept, record))
+        if len(kept) == len(self.records):  # a fact not seen before: appended, so derivable
+            object.__setattr__(graph, "_base", self)
+        return graph
 
     def with_facts(self, fact_ids: list[str], origin: str, turn: int) -> BeliefGraph:
         """Hypothetical beliefs after accepting these facts at their own reliability."""
@@ -87,8 +93,15 @@ class BeliefGraph:
 
     @cached_property
     def state(self) -> BeliefState:
-        """The numbers these beliefs give the oracle."""
-        return compile_beliefs(self.scenario, self.network, self.priors, self.facts_in_force())
+        """The numbers these beliefs give the oracle: compiled from the scenario, or, for a graph
+        that only adds a fact to another, that graph's numbers with the fact added (the same
+        numbers as compiling; a rejected fact changes nothing, so the very same state)."""
+        if self._base is None:
+            return compile_beliefs(self.scenario, self.network, self.priors, self.facts_in_force())
+        base, last = self._base.state, self.records[-1]
+        if not last.in_force:
+            return base
+        return with_fact(base, self.network, with_reliability(self.scenario.facts[last.fact], last.reliability))
 
     def informing(self) -> dict[str, list[str]]:
         """For each variable, the facts in force that bear on it."""
