@@ -32,7 +32,7 @@ class TooLarge(QueryError):
     """An exact contraction whose largest intermediate would not fit the memory allowed."""
 
     def __init__(self, target: str, elements: int, itemsize: int, limit: int):
-        self.elements = elements
+        self.target, self.elements, self.itemsize = target, elements, itemsize
         super().__init__(
             f"exact inference for {target} needs an intermediate of {elements:,} numbers "
             f"({elements * itemsize / 2**30:.2f} GiB), over the {limit / 2**30:.2f} GiB allowed: "
@@ -249,7 +249,7 @@ class ExactEngine:
         """The contraction of these operands into ``output`` (cached per equation and shapes), and
         the bytes of its largest intermediate."""
         equation = _letters(",".join(subscripts) + "->" + output)
-        expr, largest = _plan(equation, tuple(tuple(op.shape) for op in operands))
+        expr, largest = _plan(equation, _bucketed(operands, subscripts))
         return expr, largest * operands[0].element_size()
 
     def needed(self, targets: Sequence[str], do: Sequence[str], evidence: Sequence[str]) -> set[str]:
@@ -324,6 +324,22 @@ class ExactEngine:
         strides = _strides(tuple(table.shape[1:-1]), states.device)
         flat = states @ strides
         return _conditioned(table.reshape(samples, -1, card).index_select(1, flat))
+
+
+def _bucketed(operands: Sequence[torch.Tensor], subscripts: Sequence[str]) -> tuple[tuple[int, ...], ...]:
+    """The operands' shapes with the batch axis rounded up to a power of two: a path is planned
+    once for batches of about one size (a dialogue asks for a different number of hypothetical
+    beliefs every turn), not again for every size.  Any path is right for any sizes; the
+    largest intermediate it reports is that of the rounded batch, at most twice the true one."""
+    shapes = []
+    for op, term in zip(operands, subscripts):
+        shape = tuple(op.shape)
+        if _BATCH in term:
+            at = term.index(_BATCH)
+            if shape[at] > 1:
+                shape = (*shape[:at], 1 << (shape[at] - 1).bit_length(), *shape[at + 1 :])
+        shapes.append(shape)
+    return tuple(shapes)
 
 
 def _remember(memory: dict, key, value, limit: int = 4096):

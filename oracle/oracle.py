@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Literal
@@ -51,6 +51,10 @@ queries: 128 MiB in float64, of which a pass computes only what the queries need
 make up for leaving the cache (alarm: 15,753 queries per call; hailfinder 2,952; insurance 1,062).
 Measured on 1,000 mixed hailfinder queries (before the tree was rooted for typical queries):
 4,900 q/s at 2^21, 8,300 at 2^23, 12,300 at 2^24; peak memory +90 MB."""
+_TREE_TARGETS = 8
+"""A batch of one structure asking about this many variables or more takes the junction tree
+too: one pass gives every marginal, where the einsum engine contracts once per target (the
+upstream marginals a session's end compares, 60 targets on a 120-variable world: 0.5 s -> ms)."""
 _TREE_MAX_CELLS = 1 << 17
 """A junction tree holding more numbers per query than this (its materialised cliques and the
 largest intermediates of its contracted ones: pigs 153k, water 592k) costs more per query than
@@ -98,8 +102,11 @@ class Oracle:
         self._engine = ExactEngine(model.network, max_bytes=max_bytes)
         self._tree: JunctionTree | None | bool = False  # False: not built yet; None: none fits
         self._sampler = Sampler(model.network)
-        self._cache: OrderedDict[tuple[int, bool], tuple[BeliefState, dict[str, torch.Tensor]]] = OrderedDict()
+        self._cache: OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._cached_bytes = 0
         self._resolver = Resolver(model.network, model.parties, model.default_party)
+        self.on_sampling: Callable[[str], None] | None = None
+        """Called with a sentence when ``auto`` samples what exact inference could not fit."""
 
     # -- public ------------------------------------------------------------------------
 
@@ -213,9 +220,10 @@ class Oracle:
                 )
             except ImpossibleEvidence as err:
                 raise QueryError(f"row {start + err.index + 1}: {err}") from None
-            except TooLarge:
+            except TooLarge as err:
                 if self.method == "exact":
                     raise
+                self._falling_back(err)
                 return one_by_one()  # auto: what does not fit is sampled
             for t, p in posts.items():
                 out[t].append(p[0].cpu())
@@ -286,7 +294,9 @@ class Oracle:
         per chunk (:mod:`oracle.junction`); fills ``out`` and returns the indices left to the
         einsum engine.  One structure is one einsum contraction: finding its path takes a
         fraction of a millisecond, and alone it is 1.5-3x faster than a tree pass."""
-        if self.method == "sampled" or len({r.structure[1:] for r in resolved}) == 1:
+        if self.method == "sampled" or (
+            len({r.structure[1:] for r in resolved}) == 1 and len(resolved[0].outcomes) < _TREE_TARGETS
+        ):
             return list(range(len(resolved)))
         tree = self._junction()
         if tree is None:
@@ -338,9 +348,10 @@ class Oracle:
             if by_kind.get("discrete"):
                 try:
                     posts.update(self._contract(_with_targets(members, by_kind["discrete"]), states, draws))
-                except TooLarge:
+                except TooLarge as err:
                     if self.method == "exact":
                         raise
+                    self._falling_back(err)
                     sampled += by_kind["discrete"]
         if sampled:
             found, _, found_errors = self._sample(_with_targets(members, sampled), states, draws)
@@ -452,9 +463,33 @@ class Oracle:
         soft = sorted({v for s in states for v in s.likelihood})
         return self._engine.needed(r.outcomes, [v for v, _ in r.do], [*(v for v, _ in r.given), *soft])
 
+    def _falling_back(self, err: TooLarge) -> None:
+        """Tell :attr:`on_sampling` (if set) that an answer is sampled because exact inference
+        would not fit: a long computation should not be a silent one."""
+        if self.on_sampling is not None:
+            self.on_sampling(
+                f"exact inference for {err.target} needs {_size(err.elements * err.itemsize)}, over the "
+                f"{_size(self.max_bytes)} allowed: what does not fit is sampled instead ({self.particles:,} particles; "
+                "slower and approximate; --max-memory allows more, --particles trades accuracy for time)"
+            )
+
     def _contract(self, members: list[Resolved], states: list[BeliefState], draws: bool) -> dict[str, torch.Tensor]:
-        tables = self._tables(states, draws, self._needed(members, states))
-        return self._engine.marginals(tables, *self._inputs(members, states))
+        """One exact contraction for the group; where its intermediates would not fit the memory
+        allowed, the group is halved (an intermediate grows with the batch), down to one query:
+        only a query too large alone raises :class:`TooLarge` (and is sampled, with ``auto``)."""
+        try:
+            tables = self._tables(states, draws, self._needed(members, states))
+            return self._engine.marginals(tables, *self._inputs(members, states))
+        except TooLarge:
+            if len(members) == 1:
+                raise
+        half = len(members) // 2
+        first = self._contract(members[:half], states[:half], draws)
+        try:
+            second = self._contract(members[half:], states[half:], draws)
+        except ImpossibleEvidence as err:
+            raise ImpossibleEvidence(err.index + half) from None
+        return {t: torch.cat([first[t], second[t]], dim=1) for t in first}
 
     def _sample(self, members: list[Resolved], states: list[BeliefState], draws: bool) -> tuple:
         """The mean answer and its standard errors from ``particles`` particles; with draws, the
@@ -479,30 +514,67 @@ class Oracle:
         unique = {id(s): s for s in states}
         draws = draws and not all(s.certain for s in unique.values())
         names = [v for v in next(iter(unique.values())).concentration if v in needed]
-        per_state = {key: self._prepared(s, names, draws) for key, s in unique.items()}
         if len(unique) == 1:
-            return next(iter(per_state.values()))
-        return _stack_or_share({v: [per_state[id(s)][v] for s in states] for v in names}, None, dim=1)
+            return self._prepared(next(iter(unique.values())), names, draws)
+        out = {}
+        for v in names:  # table by table: most are one tensor shared by every state
+            column = [s.concentration[v] for s in states]
+            holders = {id(t): s for t, s in zip(column, states)}
+            made = {key: self._prepared(s, [v], draws)[v] for key, s in holders.items()}
+            out[v] = _stack_or_share({v: [made[id(t)] for t in column]}, None, dim=1)[v]
+        return out
 
     def _prepared(self, state: BeliefState, names: list[str], draws: bool) -> dict[str, torch.Tensor]:
-        """The mean (and with ``draws`` the draws) of these tables of a belief state, on the device;
-        made once per table and kept in a small cache of belief states."""
-        key = (id(state), draws)
-        if key in self._cache and self._cache[key][0] is state:
-            self._cache.move_to_end(key)
-        else:
-            self._cache[key] = (state, {})
-            if len(self._cache) > 64:
-                self._cache.popitem(last=False)
-        made = self._cache[key][1]
-        missing = [v for v in names if v not in made]
+        """The mean (and with ``draws`` the draws) of these tables of a belief state, on the device.
+
+        Kept per table, not per belief state: the hypothetical beliefs of a dialogue (a party's
+        beliefs plus one fact) share every table but the one a fact touches, so each table is
+        prepared once however many states hold it (and a batch of them shares it, unstacked).
+        Draws are seeded per variable, so a table's draws are the same in any state."""
+        out = {}
+        cache = self._cache
+        if not cache:
+            self._cached_bytes = 0  # emptied from outside (a bench going cold)
+        for v in names:
+            table = state.concentration[v]
+            key = (v, id(table), draws, state.certain)
+            found = cache.get(key)
+            if found is not None and found[0] is table:
+                cache.move_to_end(key)
+                out[v] = found[1]
+                continue
+            out[v] = None  # type: ignore[assignment]
+        missing = [v for v, t in out.items() if t is None]
         if missing:
             if draws:
                 fresh = draw_tables(state, self.samples, self.seed, missing)
             else:
                 fresh = {v: state.mean(v).unsqueeze(0) for v in missing}
-            made.update({v: t.to(self.device, self.dtype) for v, t in fresh.items()})
-        return {v: made[v] for v in names}
+            for v in missing:
+                prepared = out[v] = fresh[v].to(self.device, self.dtype)
+                table = state.concentration[v]
+                cache[(v, id(table), draws, state.certain)] = (table, prepared)
+                self._cached_bytes += prepared.numel() * prepared.element_size()
+            while len(cache) > _CACHE_TABLES or self._cached_bytes > _CACHE_BYTES:
+                if len(cache) <= len(names):  # what this batch needs stays, however big
+                    break
+                _, (_, dropped) = cache.popitem(last=False)
+                self._cached_bytes -= dropped.numel() * dropped.element_size()
+        return out
+
+
+_CACHE_TABLES = 16384
+"""Prepared tables kept (each with the concentration it was made from)."""
+_CACHE_BYTES = 1 << 30
+"""At most this much memory of prepared tables kept (draws of a big table take megabytes)."""
+
+
+def _size(count: int) -> str:
+    """Bytes in words: GiB, MiB or KiB, whichever reads best."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
+        if count >= scale / 10:
+            return f"{count / scale:.2f} {unit}"
+    return f"{count / 2**10:.2f} KiB"
 
 
 def _intervals(posts: list[tuple[torch.Tensor, Hashable]]) -> dict[Hashable, list[list[float]]]:
@@ -603,12 +675,17 @@ def _with_targets(members: list[Resolved], targets: list[str]) -> list[Resolved]
 
 
 def _stack_or_share(per_query: dict[str, list], fill, dim: int = 0) -> dict[str, torch.Tensor]:
-    """One tensor per name: shared if every query has the same one, else stacked along ``dim``."""
+    """One tensor per name: shared if every query has the same one, else stacked along ``dim``.
+    Queries missing one get ``fill(name)`` (made once); each distinct tensor is compared once
+    (hypothetical beliefs share most of theirs)."""
     out = {}
     for name, tensors in per_query.items():
-        tensors = [t if t is not None else fill(name) for t in tensors]
+        if any(t is None for t in tensors):
+            filler = fill(name)
+            tensors = [filler if t is None else t for t in tensors]
         first = tensors[0]
-        if all(t is first or torch.equal(t, first) for t in tensors[1:]):
+        distinct = {id(t): t for t in tensors}
+        if all(t is first or torch.equal(t, first) for t in distinct.values()):
             out[name] = first
         else:
             out[name] = torch.stack([t.to(first.device) for t in tensors], dim=dim)

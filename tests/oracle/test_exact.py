@@ -512,3 +512,36 @@ def test_large_batches_pause_the_garbage_collector_and_restore_it(monkeypatch, o
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_batch_too_large_at_once_is_halved_not_sampled(monkeypatch):
+    """Per-query tables make intermediates grow with the batch: a batch over the memory allowed is
+    split until its parts fit, and stays exact (the same numbers as with memory to spare); only a
+    query too large alone is refused (exact) or sampled (auto)."""
+    from oracle.exact import TooLarge
+    from oracle.oracle import Oracle
+    from oracle.query import Query
+    from worldmodel.model import load_model
+
+    model = load_model(Path(__file__).resolve().parents[1] / "data" / "child.bif.gz")
+    base = model.beliefs(model.default_party)
+    states = []
+    for k in range(16):  # beliefs that differ per query in every table (so every intermediate has a batch axis)
+        tables = {v: t + k for v, t in base.concentration.items()}
+        states.append(type(base)(tables, base.likelihood, base.normal, base.certain))
+    queries = [Query(given={"LowerBodyO2": "<5"}, outcomes=["Age"])] * len(states)
+    roomy = Oracle(model, device="cpu", method="exact")
+    want = roomy.posterior_means(queries, states)
+    with pytest.raises(TooLarge) as err:
+        Oracle(model, device="cpu", method="exact", max_bytes=8).posterior_means(queries[:1], states[:1])
+    single = err.value.elements * 8
+    tight = Oracle(model, device="cpu", method="exact", max_bytes=single * 4)  # room for about 4 at once
+    sizes = []
+    real = ExactEngine.marginals
+    monkeypatch.setattr(ExactEngine, "marginals", lambda self, *a: sizes.append(a[3].shape[0]) or real(self, *a))
+    got = tight.posterior_means(queries, states)
+    assert sizes[0] == len(states) and 1 < max(sizes[1:]) < len(states)  # refused whole, answered in parts
+    for g, w in zip(got, want):
+        assert torch.allclose(g["Age"], w["Age"], atol=1e-14, rtol=0)
+    with pytest.raises(TooLarge):
+        Oracle(model, device="cpu", method="exact", max_bytes=single // 2).posterior_means(queries, states)

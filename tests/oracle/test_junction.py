@@ -356,3 +356,24 @@ def test_pattern_keys_are_equal_exactly_when_every_code_is():
     for a in range(0, 200, 7):
         for b in range(200):
             assert (key[a] == key[b]).item() == (codes[a] == codes[b])
+
+
+def test_one_structure_asking_about_many_variables_takes_the_tree(monkeypatch):
+    """A batch of one structure asking about many variables (a session's upstream marginals) is
+    one tree pass, where the einsum engine would contract once per variable: the same numbers."""
+    model = load_model(DATA / "alarm.bif.gz")
+    net = model.network
+    targets = [v for v in net.order if net.parents[v]][:12]
+    qs = [Query(given={"HR": s}, outcomes=targets) for s in net.states["HR"]]
+    einsum = Oracle(model, device="cpu", samples=2)
+    einsum._tree = None
+    want = einsum.posterior_means(qs)
+    calls = spy(monkeypatch)
+    got = Oracle(model, device="cpu", samples=2).posterior_means(qs)
+    assert calls == [len(qs)]
+    for g, w in zip(got, want):
+        for t in targets:
+            assert torch.allclose(g[t], w[t], atol=1e-13, rtol=0), t
+    few = [Query(given={"HR": s}, outcomes=targets[:2]) for s in net.states["HR"]]
+    Oracle(model, device="cpu", samples=2).posterior_means(few)
+    assert calls == [len(qs)]  # asking about a few: one einsum contraction per target, no tree
