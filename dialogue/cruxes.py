@@ -124,9 +124,30 @@ def rank_cruxes(evaluator: Evaluator, graphs: Mapping[str, BeliefGraph], current
     without = evaluator.diagnose([_with(graphs, [m for m in moves if m is not left]) for left in moves])
     needed = {m for m, d in zip(moves, without) if not d.differs(current)}
     if not needed:  # redundant facts (any few suffice): shrink the pool to a minimal set that still matters
-        needed = set(moves)
-        for m in sorted(moves, key=lambda m: shift(singles[moves.index(m)])):
-            trial = [x for x in moves if x in needed and x != m]
-            if evaluator.diagnose([_with(graphs, trial)])[0].differs(current):
-                needed.discard(m)
+        order = sorted(moves, key=lambda m: shift(singles[moves.index(m)]))
+        needed = _minimal(evaluator, graphs, moves, order, current)
     return sorted((c for c, m in zip(cruxes, moves) if m in needed), key=lambda c: -c.shift)
+
+
+def _minimal(
+    evaluator: Evaluator, graphs: Mapping[str, BeliefGraph], moves: list, order: list, current: Diagnosis
+) -> set:
+    """The pool shrunk greedily: in ``order``, each fact is dropped if the pool without it still
+    changes a choice.  Each call tries the rest of the order at once, as if every drop held
+    (pool minus the first, minus the first two, ...); the first trial that no longer changes a
+    choice keeps its fact, and the next call goes on after it.  The same set as trying one fact
+    at a time, in as many calls as facts are kept, plus one."""
+    needed = set(moves)
+    at = 0
+    while at < len(order):
+        trials, dropped = [], set()
+        for m in order[at:]:
+            dropped.add(m)
+            trials.append(_with(graphs, [x for x in moves if x in needed and x not in dropped]))
+        found = evaluator.diagnose(trials)
+        kept = next((j for j, d in enumerate(found) if not d.differs(current)), None)
+        if kept is None:  # every drop held
+            return needed - dropped
+        needed -= set(order[at : at + kept])
+        at += kept + 1
+    return needed

@@ -16,7 +16,7 @@ from dialogue.diagnosis import Diagnosis
 from dialogue.evaluate import Evaluator
 from dialogue.protocol import Concluded
 from values.expected import action_marginals
-from values.information import observation_value, row_value
+from values.information import observation_value, row_values
 from values.tradeoffs import tradeoff, value_conflicts
 
 MATTERS = 1e-9
@@ -39,13 +39,14 @@ def conclude(
     state_vars = [d.variable for d in diffs if d.row is None]
     seen = observation_value(oracle, cells, state_vars)
     net = agent.network
+    mechanisms = [d for d in diffs if d.row is not None]
+    settled = row_values(
+        oracle, cells, [(d.variable, tuple(net.states[p].index(s) for p, s in d.row.items())) for d in mechanisms]
+    )
+    learnt = {id(d): v for d, v in zip(mechanisms, settled)}
     unresolved = []
     for d in diffs:
-        if d.row is None:
-            value = seen[d.variable]
-        else:
-            row = tuple(net.states[p].index(s) for p, s in d.row.items())
-            value = row_value(oracle, cells, d.variable, row)
+        value = seen[d.variable] if d.row is None else learnt[id(d)]
         if value <= MATTERS:
             continue
         entry = {"variable": d.variable, "states": list(net.states[d.variable]), "agent": _round(d.a), "human": _round(d.b)}

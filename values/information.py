@@ -65,15 +65,30 @@ def row_value(
     """Value of learning one row of ``var``'s table exactly: over ``cells``, the largest
     E_theta[max_a EU(a; theta)] - max_a E_theta[EU(a; theta)], theta drawn from that
     party's Dirichlet for the row."""
-    hypothetical = []
-    for k, (state, _) in enumerate(cells):
-        for draw in dirichlet_draws(state.concentration[var][row], samples, seed + k):
-            table = state.concentration[var].clone()
-            table[row] = draw  # the mean of a row is its normalised concentration: this row is now ``draw``
-            hypothetical.append(BeliefState({**state.concentration, var: table}, state.likelihood, state.normal))
-    marginals = action_marginals(oracle, hypothetical)  # every cell's draws in one batch
-    best = 0.0
-    for k, (_, utility) in enumerate(cells):
-        eu = torch.stack([utility.expected(m) for m in marginals[k * samples : (k + 1) * samples]])
-        best = max(best, float(eu.max(dim=1).values.mean() - eu.mean(dim=0).max()))
-    return max(0.0, best)
+    return row_values(oracle, cells, [(var, row)], samples, seed)[0]
+
+
+def row_values(
+    oracle: Oracle, cells: Sequence[Cell], rows: Sequence[tuple[str, tuple[int, ...]]], samples: int = 64, seed: int = 0
+) -> list[float]:
+    """:func:`row_value` of each ``(var, row)``, in one oracle call per cell and variable: the
+    hypothetical beliefs of a cell differ from it only in that variable's table (one per row and
+    draw), so each call stacks that one table and shares every other."""
+    out = [0.0] * len(rows)
+    by_var: dict[str, list[int]] = {}
+    for j, (var, _) in enumerate(rows):
+        by_var.setdefault(var, []).append(j)
+    for k, (state, utility) in enumerate(cells):
+        for var, members in by_var.items():
+            hypothetical = []
+            for j in members:
+                row = rows[j][1]
+                for draw in dirichlet_draws(state.concentration[var][row], samples, seed + k):
+                    table = state.concentration[var].clone()
+                    table[row] = draw  # the mean of a row is its normalised concentration: this row is now ``draw``
+                    hypothetical.append(BeliefState({**state.concentration, var: table}, state.likelihood, state.normal))
+            marginals = action_marginals(oracle, hypothetical)
+            for n, j in enumerate(members):
+                eu = torch.stack([utility.expected(m) for m in marginals[n * samples : (n + 1) * samples]])
+                out[j] = max(out[j], float(eu.max(dim=1).values.mean() - eu.mean(dim=0).max()))
+    return out

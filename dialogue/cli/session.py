@@ -13,7 +13,7 @@ import typer
 
 from beliefs.export import belief_graph, to_dot, to_graphml, to_json
 from beliefs.graph import BeliefGraph
-from dialogue.cli.options import DeviceOpt, JsonOpt, ModelArg
+from dialogue.cli.options import DeviceOpt, JsonOpt, MaxMemoryOpt, MethodOpt, ModelArg, ParticlesOpt
 from dialogue.report import build_report, render
 from dialogue.session import LiveSession, run_session
 from dialogue.transcript import read_events
@@ -40,6 +40,9 @@ def session(
         Optional[Path], typer.Option("--resume", help="Continue an interrupted session from its transcript.")
     ] = None,
     device: DeviceOpt = "auto",
+    method: MethodOpt = "auto",
+    max_memory_gib: MaxMemoryOpt = 2.0,
+    particles: ParticlesOpt = 100_000,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a belief-reconciliation session between the agent and the human.
@@ -49,12 +52,17 @@ def session(
     if transcript is not None and resume is not None:
         raise typer.BadParameter("--resume appends to the transcript it reads: drop --transcript")
     loaded = load_model(model)
-    oracle = Oracle(loaded, device=device)
+    oracle = Oracle(
+        loaded, device=device, method=method, max_bytes=int(max_memory_gib * 2**30), particles=particles  # type: ignore[arg-type]
+    )
+    notes: dict[str, None] = {}
     mode = "predict-only" if predict_only else "full"
     if headless:
+        oracle.on_sampling = lambda text: _note_once(notes, text, live=True)
         report, _ = run_session(model, loaded, oracle, mode=mode, transcript=transcript, resume=resume)
         typer.echo(json.dumps(report) if as_json else render(report))
         return
+    oracle.on_sampling = lambda text: _note_once(notes, text, live=False)  # said after the UI closes
     from dialogue.tui.app import make_app  # textual only when a person is at the keyboard
 
     if transcript is None and resume is None:
@@ -66,6 +74,8 @@ def session(
         make_app(live, resume_command=again).run()
     finally:
         live.close()
+        for text in notes:
+            typer.echo(f"note: {text}", err=True)
     report = live.report()
     if as_json:
         typer.echo(json.dumps(report))
@@ -74,6 +84,14 @@ def session(
         typer.echo(f"\nTranscript: {saved}; report: {live.report_path()}")
     else:
         typer.echo(f"Session left before the decision; it is saved in {saved}. To go on: {again}")
+
+
+def _note_once(notes: dict[str, None], text: str, live: bool) -> None:
+    """Keep the oracle's first note (one says what the others would); on stderr at once when ``live``."""
+    if not notes:
+        notes[text] = None
+        if live:
+            typer.echo(f"note: {text}", err=True)
 
 
 def default_transcript(model: Path) -> Path:

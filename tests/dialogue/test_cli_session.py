@@ -132,3 +132,18 @@ def test_a_terminal_session_without_transcript_is_still_written_and_says_how_to_
     assert f"--resume {relative}" in result.stdout
     again = crux("session", CANONICAL, "--resume", relative)
     assert again.exit_code == 0 and not list((tmp_path / "crux-sessions").glob("*-2.jsonl"))
+
+
+def test_session_memory_and_method_options():
+    """A session's oracle takes --method, --max-memory and --particles: exact refuses what does not
+    fit in words, auto samples it and says so once on stderr (never silently)."""
+    tiny = ["--max-memory", "0.00000001"]
+    refused = runner.invoke(app, ["session", str(CANONICAL), "--headless", "--method", "exact", *tiny])
+    assert refused.exit_code == 1 and "needs an intermediate of" in refused.stderr and "Traceback" not in refused.stderr
+    sampled = runner.invoke(app, ["session", str(CANONICAL), "--headless", *tiny, "--particles", "2000", "--json"])
+    assert sampled.exit_code == 0, sampled.stderr
+    assert json.loads(sampled.stdout)["complete"]
+    notes = [line for line in sampled.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "sampled instead (2,000 particles" in notes[0]
+    roomy = runner.invoke(app, ["session", str(CANONICAL), "--headless", "--method", "exact", "--json"])
+    assert roomy.exit_code == 0 and roomy.stderr == ""
