@@ -4,7 +4,8 @@ tests that compare the session's fast paths with the slow ones.
 ``generated(seed, variables, facts)``: a random DAG in which each variable takes 0-3 parents from
 the 8 variables before it, 2-4 states each; a 3-action decision (placed in the first half) feeds
 2-4 later variables; the last 2-3 variables are the outcomes; facts (observations of variables
-not downstream of the decision, reliabilities 0.6-0.95, and counts of table rows) are split
+not downstream of the decision, mostly of those the outcomes depend on, reliabilities 0.6-0.95,
+and counts of table rows) are split
 between the parties, who also differ in some priors and in their values.
 
 ``from_bif(path, seed, facts)``: a bnlearn network made into a scenario the same way: a 3-action
@@ -18,25 +19,17 @@ from __future__ import annotations
 
 import itertools
 import random
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 import networkx as nx
+
+from bench.constructions import _probs  # a random distribution, no state below a floor
 
 STATE_NAMES = {2: ["lo", "hi"], 3: ["lo", "mid", "hi"], 4: ["s0", "s1", "s2", "s3"]}
 ACTIONS = ["hold", "treat", "wait"]
 WINDOW = 8
 """A variable's parents come from the variables this close before it."""
-
-
-def _probs(rng: random.Random, k: int, alpha: float = 1.0, floor: float = 0.02) -> list[float]:
-    """A random distribution over ``k`` states, rounded to 4 decimals, none below ``floor``."""
-    g = [rng.gammavariate(alpha, 1.0) for _ in range(k)]
-    total = sum(g)
-    p = [floor + (1.0 - k * floor) * x / total for x in g]
-    q = [round(x, 4) for x in p[:-1]]
-    q.append(round(1.0 - sum(q), 4))
-    return q
 
 
 def _table(rng: random.Random, states: list[str], parents: list[str], variables: dict, alpha: float = 0.7) -> dict:
@@ -147,12 +140,14 @@ def _dress(rng: random.Random, world: dict, n_facts: int, name: str) -> dict:
     graph.add_nodes_from(variables)
     after = nx.descendants(graph, "act") | {"act"}
     observable = [v for v in variables if v not in after]
+    behind = set().union(*(nx.ancestors(graph, o) for o in world["outcomes"]))
+    telling = [v for v in observable if v in behind]  # what the outcomes depend on: facts that may matter
     tabled = [v for v in variables if v != "act"]
     facts = {}
     for i in range(n_facts):
         fid = f"f{i + 1}"
         if rng.random() < 0.7 and observable:
-            var = rng.choice(observable)
+            var = rng.choice(telling if telling and rng.random() < 0.8 else observable)
             state = rng.choice(variables[var]["states"])
             facts[fid] = {
                 "text": f"The {var} report reads {state}.",
