@@ -62,8 +62,9 @@ def session(
         report, _ = run_session(model, loaded, oracle, mode=mode, transcript=transcript, resume=resume)
         typer.echo(json.dumps(report) if as_json else render(report))
         return
-    oracle.on_sampling = lambda text: _note_once(notes, text, live=False)  # said after the UI closes
     from dialogue.tui.app import make_app  # textual only when a person is at the keyboard
+
+    oracle.on_sampling = lambda text: _note_once(notes, text, live=False)  # said after the UI closes
 
     if transcript is None and resume is None:
         transcript = default_transcript(model)
