@@ -16,7 +16,7 @@ from pathlib import Path
 from dialogue.elicitation import Elicitation
 from dialogue.engine import Engine
 from dialogue.parties import Agent, Human, Party, ScriptedHuman
-from dialogue.protocol import Diagnosed, Eliciting, Message, Mode, Started, dump, message_of
+from dialogue.protocol import Decided, Diagnosed, Eliciting, Message, Mode, Started, dump, message_of
 from dialogue.report import build_report, render
 from dialogue.transcript import Transcript, read_events
 from oracle.oracle import Oracle
@@ -43,40 +43,54 @@ class LiveSession:
         model: Model,
         oracle: Oracle,
         *,
-        mode: Mode = "full",
+        mode: Mode | None = None,
         transcript: str | Path | None = None,
         resume: str | Path | None = None,
         on_event: Callable[[object], None] | None = None,
         elicitation: Elicitation | None = None,
     ):
+        """``mode``: None is a full session, or on resume the transcript's mode (a mode given
+        that differs from the transcript's is refused: it cannot change on resume)."""
         if model.scenario is None:
             raise CruxError(f"{model_path}: a session needs a scenario (parties, facts, a decision)")
         digest = file_digest(model_path)
         recorded: list = []
-        if resume is not None:
-            recorded = read_events(resume, repair=True)
-            start = recorded[0] if recorded and isinstance(recorded[0], Started) else None
-            if start is None:
-                raise CruxError(f"{resume}: not a session transcript (no start event)")
-            if start.sha256 != digest:
-                raise CruxError(f"{resume}: written for another version of {start.model}; resume needs the same model file")
-            mode = start.mode
-            transcript = resume
-            asked = next((e for e in recorded if isinstance(e, Eliciting)), None)
-            if asked is not None:  # the value questions run as they did
-                elicitation = Elicitation(particles=asked.particles, max_questions=asked.max_questions, seed=asked.seed)
-        self.engine = Engine(model, oracle, mode, elicitation or Elicitation())
-        self.events: list = []
-        self.on_event = on_event
-        self._recorded = recorded
-        self._writer = Transcript(transcript) if transcript is not None else None
-        self._take([Started(scenario=model.scenario.name, mode=mode, model=str(model_path), sha256=digest)])
-        self._take(self.engine.start())
-        while len(self.events) < len(recorded):
-            message = message_of(recorded[len(self.events)])
-            if message is None:
-                raise self._mismatch(recorded[len(self.events)], None)
-            self._take(self.engine.handle(message))
+        self._writer: Transcript | None = None
+        where = resume if resume is not None else transcript
+        self._path = None if where is None else Path(where)
+        try:
+            if resume is not None:
+                self._writer = Transcript(resume, resume=True)  # locked before it is read and repaired
+                recorded = read_events(resume, repair=True)
+                start = _the_start(resume, recorded)
+                if start.sha256 != digest:
+                    raise CruxError(f"{resume}: written for another version of {start.model}; resume needs the same model file")
+                if mode is not None and mode != start.mode:
+                    raise CruxError(
+                        f"{resume}: the session runs in {start.mode} mode; the mode cannot change on resume "
+                        f"({'drop --predict-only' if mode == 'predict-only' else 'resume it as it was'})"
+                    )
+                mode = start.mode
+                asked = next((e for e in recorded if isinstance(e, Eliciting)), None)
+                if asked is not None:  # the value questions run as they did
+                    elicitation = Elicitation(particles=asked.particles, max_questions=asked.max_questions, seed=asked.seed)
+            elif transcript is not None:
+                self._writer = Transcript(transcript)
+            mode = mode or "full"
+            self.engine = Engine(model, oracle, mode, elicitation or Elicitation())
+            self.events: list = []
+            self.on_event = on_event
+            self._recorded = recorded
+            self._take([Started(scenario=model.scenario.name, mode=mode, model=str(model_path), sha256=digest)])
+            self._take(self.engine.start())
+            while len(self.events) < len(recorded):
+                message = message_of(recorded[len(self.events)])
+                if message is None:
+                    raise self._mismatch(recorded[len(self.events)], None)
+                self._take(self.engine.handle(message))
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def mode(self) -> Mode:
@@ -94,7 +108,7 @@ class LiveSession:
     @property
     def transcript_path(self) -> Path | None:
         """Where the events are written (None: nowhere)."""
-        return self._writer.path if self._writer is not None else None
+        return self._path
 
     def report_path(self) -> Path | None:
         """Where the readable report goes: beside the transcript (``t.jsonl`` -> ``t.report.txt``)."""
@@ -117,6 +131,7 @@ class LiveSession:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+            self._writer = None
 
     def _take(self, produced: list) -> None:
         for event in produced:
@@ -141,12 +156,33 @@ class LiveSession:
         )
 
 
+def _the_start(path: str | Path, events: list) -> Started:
+    """The start event of a transcript that holds one session (what resume and replay need)."""
+    starts = sum(isinstance(e, Started) for e in events)
+    if not events or not isinstance(events[0], Started):
+        raise CruxError(f"{path}: not a session transcript (it {'is empty' if not events else 'has no start event'})")
+    if starts > 1:
+        raise CruxError(f"{path}: holds {starts} sessions, one after another; a transcript holds one session")
+    return events[0]
+
+
+def check_complete(path: str | Path, events: list) -> None:
+    """A transcript to replay: one session, ended by its decision; else a clear error that says
+    what the file holds (and, for a session left before its decision, how to go on)."""
+    start = _the_start(path, events)
+    if not any(isinstance(e, Decided) for e in events):
+        raise CruxError(
+            f"{path}: a session of {start.scenario} left before its decision ({len(events)} events); "
+            f"to go on: crux session {start.model} --resume {path}"
+        )
+
+
 def run_session(
     model_path: str | Path,
     model: Model,
     oracle: Oracle,
     *,
-    mode: Mode = "full",
+    mode: Mode | None = None,
     agent: Party | None = None,
     human: Human | None = None,
     transcript: str | Path | None = None,
@@ -181,4 +217,4 @@ def run_session(
     return live.report(), live.events
 
 
-__all__ = ["LiveSession", "run_session", "file_digest"]
+__all__ = ["LiveSession", "run_session", "file_digest", "check_complete"]

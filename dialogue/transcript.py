@@ -6,6 +6,7 @@ line (killed mid-write) is dropped when the transcript is read back.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -17,14 +18,32 @@ from worldmodel.errors import CruxError
 
 
 class Transcript:
-    """Writes events to a file as they happen."""
+    """Writes events to a file as they happen, holding an advisory lock on it.
 
-    def __init__(self, path: str | Path):
+    A new transcript (``resume=False``) is a new file: an existing one is refused, never
+    appended to (a second session would merge into the first).  Resuming appends to the file
+    being resumed.  Either way the file is locked (``flock``) until :meth:`close`, so a second
+    writer (two ``--resume`` of one file) fails at once instead of interleaving its events."""
+
+    def __init__(self, path: str | Path, *, resume: bool = False):
         self.path = Path(path)
         try:
-            self._file = self.path.open("a", encoding="utf-8")
+            self._file = self.path.open("a" if resume else "x", encoding="utf-8")
+        except FileExistsError:
+            raise CruxError(
+                f"{path}: the file exists; a transcript is never written over or appended to. To continue the "
+                f"session it holds: crux session MODEL --resume {path}; for a new session, name a new file"
+            ) from None
         except OSError as err:
             raise CruxError(f"{path}: cannot write the transcript: {err}") from None
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.close()
+            raise CruxError(
+                f"{path}: another session is writing this transcript (a second --resume of it?); "
+                "wait for it to end, then resume"
+            ) from None
 
     def write(self, events) -> None:
         for event in events:

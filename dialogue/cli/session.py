@@ -15,7 +15,7 @@ from beliefs.export import belief_graph, to_dot, to_graphml, to_json
 from beliefs.graph import BeliefGraph
 from dialogue.cli.options import DeviceOpt, JsonOpt, MaxMemoryOpt, MethodOpt, ModelArg, ParticlesOpt
 from dialogue.report import build_report, render
-from dialogue.session import LiveSession, run_session
+from dialogue.session import LiveSession, check_complete, run_session
 from dialogue.transcript import read_events
 from oracle.oracle import Oracle
 from worldmodel.errors import CruxError
@@ -56,7 +56,7 @@ def session(
         loaded, device=device, method=method, max_bytes=int(max_memory_gib * 2**30), particles=particles  # type: ignore[arg-type]
     )
     notes: dict[str, None] = {}
-    mode = "predict-only" if predict_only else "full"
+    mode = "predict-only" if predict_only else None  # None: full, or as the resumed transcript was
     if headless:
         oracle.on_sampling = lambda text: _note_once(notes, text, live=True)
         report, _ = run_session(model, loaded, oracle, mode=mode, transcript=transcript, resume=resume)
@@ -115,7 +115,9 @@ def replay(
     as_json: JsonOpt = False,
 ) -> None:
     """Rebuild a session's report from its transcript alone."""
-    report = build_report(read_events(transcript))
+    events = read_events(transcript)
+    check_complete(transcript, events)
+    report = build_report(events)
     typer.echo(json.dumps(report) if as_json else render(report))
 
 

@@ -492,8 +492,10 @@ async def test_the_value_step_asks_in_a_modal_and_sends_the_answers(tmp_path):
         await pilot.press("D")
         await pilot.pause()
         assert isinstance(app.screen, DecideScreen)
+    live.close()  # as `crux session` does when the UI closes: the transcript is free to resume
     resumed = LiveSession(UNKNOWN_VALUES, load_model(UNKNOWN_VALUES), Oracle(live.engine.model, device="cpu"), resume=tmp_path / "t.jsonl")
     assert resumed.report() == live.report()
+    resumed.close()
 
 
 async def test_stating_one_unknown_value_during_the_exchange():
