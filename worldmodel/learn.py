@@ -22,6 +22,7 @@ import graphlib
 import json
 import os
 import re
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +179,8 @@ def learn_file(
     base_dir = model_path.parent
     raw = read_data(model_path)
     header, lines = _read_csv(data_csv)
+    if out.exists() and not force:
+        raise CruxError(f"{out}: exists; crux learn writes no file over another: give another --out, or --force to replace it")
     steps = max((int(m.group(1)) for h in header if (m := _STEP.search(h))), default=None)
     scenario, problems = validate_data(raw, base_dir=base_dir, steps=steps)
     if scenario is None:
@@ -253,10 +256,34 @@ def learn_file(
         if ok is None:  # a bug in learning, not in the user's file
             raise CruxError("the learned model would not be valid (a bug in crux learn):\n" + ModelError(str(out), problems).args[0])
     written_data = libraries.rebased(out_data)
+    for path, _ in written:
+        if path.exists() and not force:
+            raise CruxError(f"{path}: exists (the learned copy of a library); give another --out, or --force to replace it")
+    comments = _comment_lines(model_path)
+    if comments:
+        report.notes.append(
+            f"the {comments} comment line{'s' if comments != 1 else ''} of {model_path} "
+            f"{'are' if comments != 1 else 'is'} not kept in {out}: it is written anew from the model's data"
+        )
     for path, data in written:
         _write(path, data)
     _write(out, written_data)
     return written_data, report
+
+
+def _comment_lines(path: Path) -> int:
+    """How many lines of a YAML file hold a comment (quoted text set aside); 0 for JSON."""
+    if path.suffix.lower() == ".json":
+        return 0
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return 0
+    return sum(1 for line in lines if _COMMENT.search(_QUOTED.sub("", line)))
+
+
+_QUOTED = re.compile(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"")
+_COMMENT = re.compile(r"(^|\s)#")
 
 
 # -- the CSV --------------------------------------------------------------------------------
@@ -579,7 +606,18 @@ def _write(path: Path, data: dict[str, Any]) -> None:
         text = json.dumps(data, indent=2) + "\n"
     else:
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100)
+    # atomically: a temporary file beside it, then renamed over it (a crash leaves the old file whole)
+    temporary = None
     try:
-        path.write_text(text, encoding="utf-8")
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+        ) as f:
+            temporary = Path(f.name)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
     except OSError as err:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
         raise CruxError(f"{path}: cannot write: {err}") from None

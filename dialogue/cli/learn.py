@@ -26,7 +26,7 @@ def learn(
         Optional[Path],
         typer.Option("--out", help="Where to write the learned model (default: NAME.learned.yaml next to MODEL)."),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Allow --out to be MODEL itself (overwrites it).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Write over files that exist: --out, the learned library copies, even MODEL itself.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Learn a model's table rows from data: each row seen in DATA.csv moves toward what was seen,
