@@ -43,6 +43,10 @@ Method = Literal["auto", "exact", "sampled"]
 METHODS: tuple[str, ...] = ("auto", "exact", "sampled")
 MAX_BYTES = 2 * 2**30
 """Default memory allowed for one exact contraction's largest intermediate."""
+MAX_PARTICLES = 10**8
+"""The most particles a sampled answer may take (10^8: a standard error near 5e-5)."""
+MAX_SAMPLES = 10**5
+"""The most parameter draws behind an interval (the memory allowed bounds them too)."""
 INTERVAL_DRAWS = 100
 """Parameter draws behind a sampled answer's interval (each with particles / draws particles)."""
 _TREE_CELLS = 1 << 24
@@ -91,6 +95,12 @@ class Oracle:
             raise QueryError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
         if particles < 100:
             raise QueryError(f"particles must be at least 100 (got {particles})")
+        if particles > MAX_PARTICLES:
+            raise QueryError(f"particles must be at most {MAX_PARTICLES:,} (got {particles:,}): the error of a sampled answer shrinks as 1/sqrt(particles), and more would run for hours")
+        if samples > MAX_SAMPLES:
+            raise QueryError(f"samples must be at most {MAX_SAMPLES:,} (got {samples:,}): an interval's quantiles are steady long before")
+        if not (isinstance(max_bytes, int) and 0 < max_bytes):
+            raise QueryError(f"the memory allowed must be a positive number of bytes (got {max_bytes})")
         self.model = model
         self.device = resolve_device(device)
         self.samples = samples
@@ -514,6 +524,14 @@ class Oracle:
         unique = {id(s): s for s in states}
         draws = draws and not all(s.certain for s in unique.values())
         names = [v for v in next(iter(unique.values())).concentration if v in needed]
+        if draws:  # the draws of one state's tables must fit the memory allowed, before any is made
+            first = next(iter(unique.values()))
+            size = (self.samples + 1) * sum(first.concentration[v].numel() for v in names) * self.dtype.itemsize
+            if size > self.max_bytes:
+                raise QueryError(
+                    f"{self.samples:,} draws of the tables behind the intervals need {_size(size)}, over the "
+                    f"{_size(self.max_bytes)} allowed: ask for fewer --samples, or allow more --max-memory"
+                )
         if len(unique) == 1:
             return self._prepared(next(iter(unique.values())), names, draws)
         out = {}

@@ -96,6 +96,32 @@ def finite_json(data: dict) -> str:
         raise CruxError("the answer is not a finite number (are the values given far too large?)") from None
 
 
+def _strict_json(text: str):
+    """A JSON value, refusing what Python's json lets through: a key given twice in one object (the
+    last would win silently), NaN and Infinity (not JSON, and no probability), and numbers too long
+    to read."""
+
+    def pairs(items: list[tuple[str, object]]) -> dict:
+        out: dict = {}
+        for key, value in items:
+            if key in out:
+                raise ValueError(f"the key {key!r} is given twice in one object: give it once")
+            out[key] = value
+        return out
+
+    def constant(word: str):
+        raise ValueError(f"{word} is not a number JSON knows: give a finite number")
+
+    try:
+        return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not JSON: {err.msg} (column {err.colno})") from None
+    except ValueError as err:
+        if "Exceeds the limit" in str(err):  # Python's cap on the digits of an integer
+            raise ValueError("a number with thousands of digits: give a number of ordinary size") from None
+        raise
+
+
 def read_batch(path: Path, model: Model) -> list[Query]:
     """Queries from a JSON-lines file; every bad line is reported (``FILE: line N: ...``) before any runs."""
     name = "<stdin>" if str(path) == "-" else str(path)
@@ -106,10 +132,13 @@ def read_batch(path: Path, model: Model) -> list[Query]:
         if not line.strip():
             continue
         try:
-            query = Query.model_validate_json(line)
+            query = Query.model_validate(_strict_json(line))
             resolve(query, model.network, model.parties, model.default_party)
             queries.append(query)
-        except ValidationError as err:
+        except ValueError as err:  # not JSON, a key twice, a number that is not finite or too long
+            if not isinstance(err, ValidationError):
+                problems.append(f"{name}: line {n}: {err}")
+                continue
             for e in err.errors(include_url=False):
                 where = ".".join(str(p) for p in e["loc"])
                 problems.append(f"{name}: line {n}: {where + ': ' if where else ''}{e['msg']}")

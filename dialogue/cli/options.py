@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -31,8 +32,20 @@ MethodOpt = Annotated[
     ),
 ]
 ParticlesOpt = Annotated[int, typer.Option("--particles", min=100, help="Monte Carlo particles of a sampled answer.")]
+def _memory(value: float) -> float:
+    if not math.isfinite(value) or value <= 0 or value > MAX_MEMORY_GIB:
+        raise typer.BadParameter(f"give a number of GiB above 0 and at most {MAX_MEMORY_GIB:,} (got {value:g})")
+    return value
+
+
+MAX_MEMORY_GIB = 1 << 20
+"""The largest --max-memory taken (GiB): any real machine's memory, and still a finite number."""
 MaxMemoryOpt = Annotated[
-    float, typer.Option("--max-memory", min=0.0, help="GiB allowed for an exact contraction's largest intermediate.")
+    float,
+    typer.Option(
+        "--max-memory", callback=_memory,
+        help="GiB allowed for an exact contraction's largest intermediate and for the draws behind intervals.",
+    ),
 ]
 Float32Opt = Annotated[
     bool, typer.Option("--float32", help="Compute in float32 (faster on a GPU; float64 is the default, for exactness).")
