@@ -1,10 +1,13 @@
-"""Load test of ``crux serve``: throughput and latency with and without dynamic batching.
+"""Load test of ``crux serve``: throughput and latency with and without dynamic batching,
+and a soak beside hostile clients.
 
 Run::
 
     python -m bench.serve [--requests 2000] [--clients 16] [--window-ms 2] [--max-batch 256]
                           [--device auto] [--samples 1000] [--threads N] [--client raw|httpx]
                           [--transport loopback|in-process|both] [--timeout 900] [--json]
+    python -m bench.serve --soak SECONDS [--clients 50] [--half-open 50] [--slow 20]
+                          [--trickle-s 0.5] [--timeout-read 10] [--device auto] [--json]
 
 **Loopback.**  For each mode the bench starts ``crux serve examples/squirrel_or_cat.yaml
 tests/data/alarm.bif.gz`` as a subprocess on a free port of 127.0.0.1, waits for
@@ -54,6 +57,18 @@ batched, against ~1.6 ms for a call of one; fewer draws (``--samples 100``: ~2.6
 where that arithmetic is cheap next to the per-call latency, move it towards alarm's case.
 When other jobs compete for the cores, torch's default intra-op threads slow small
 contractions down several times (``--threads 1`` avoids it).
+
+**Soak** (``--soak SECONDS``).  One ``crux serve`` on loopback (batched mode, its default
+connection settings unless ``--timeout-read`` is given) for a fixed time, with three kinds of
+client at once: ``--clients`` normal ones (default 50 here), each sending whole ``/ask``
+requests one after another on a keep-alive connection; ``--half-open`` ones that open a
+connection, send part of a request line and headers and stall (each opens another when the
+server drops it); and ``--slow`` ones that trickle a whole request one byte every
+``--trickle-s`` seconds, so slowly it cannot finish within the server's read timeout.  It
+reports the normal clients' throughput, p50/p99 latency, answers other than 200 (5xx apart)
+and connection errors; how often the server dropped the hostile connections (and with 408 or
+silently), and after how long; and the most files the server held open.  The target: the
+normal clients' p99 under 1 s, and no 5xx and no connection error.
 """
 
 from __future__ import annotations
@@ -174,14 +189,15 @@ Connect = Callable[[int], "RawClient | HttpxClient"]
 
 
 @asynccontextmanager
-async def loopback(args: argparse.Namespace, max_batch: int, window_ms: float):
-    """``crux serve`` in a subprocess on a free port of 127.0.0.1; stopped (then killed) on exit."""
+async def loopback(args: argparse.Namespace, max_batch: int, window_ms: float, extra: tuple[str, ...] = ()):
+    """``crux serve`` (with ``extra`` options) in a subprocess on a free port of 127.0.0.1, as
+    ``connect`` with ``connect.port`` and ``connect.pid``; stopped (then killed) on exit."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [
         sys.executable, "-c", "from dialogue.cli.app import main; main()", "serve", *map(str, MODELS),
         "--host", "127.0.0.1", "--port", str(port), "--device", args.device, "--samples", str(args.samples),
-        "--max-batch", str(max_batch), "--batch-window-ms", str(window_ms),
+        "--max-batch", str(max_batch), "--batch-window-ms", str(window_ms), *extra,
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if args.threads:
@@ -208,6 +224,7 @@ async def loopback(args: argparse.Namespace, max_batch: int, window_ms: float):
             limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
             return HttpxClient(httpx.AsyncClient(base_url=url, timeout=120, limits=limits))
 
+        connect.port, connect.pid = port, process.pid  # type: ignore[attr-defined]
         yield connect
     finally:
         if process.poll() is None:
@@ -231,7 +248,7 @@ async def in_process(args: argparse.Namespace, max_batch: int, window_ms: float)
     app = create_app(models, device=args.device, samples=args.samples, max_batch=max_batch, batch_window_ms=window_ms)
     try:
         yield lambda clients: HttpxClient(
-            httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://bench", timeout=120)
+            httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://localhost", timeout=120)
         )
     finally:
         app.state.batcher.close()
@@ -315,6 +332,129 @@ async def bench(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+# -- soak: normal clients beside half-open and slow ones ------------------------------------------------
+
+
+async def soak(args: argparse.Namespace) -> dict:
+    """Normal, half-open and slow clients at once for ``args.soak`` seconds (see the module's doc)."""
+    extra = ("--timeout-read", str(args.timeout_read)) if args.timeout_read else ()
+    async with loopback(args, args.max_batch, args.window_ms, extra) as connect:
+        port, pid = connect.port, connect.pid  # type: ignore[attr-defined]
+        device = (await health(connect))["device"]
+        path, bodies = queries()["squirrel_or_cat"]
+        await load(connect, path, bodies, len(bodies) * 2, len(bodies))  # warm up
+        latencies: list[float] = []
+        statuses: dict[int, int] = {}
+        errors: dict[str, int] = {}
+        dropped: list[tuple[str, float, bool]] = []  # (kind, seconds held, told 408)
+        most_files = 0
+        stop = time.monotonic() + args.soak
+
+        async def normal(client: RawClient) -> None:
+            n = 0
+            while time.monotonic() < stop:
+                body = bodies[n % len(bodies)]
+                n += 1
+                start = time.perf_counter()
+                try:
+                    status, _ = await asyncio.wait_for(client.post(path, json=body), 30)
+                except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as err:
+                    errors[type(err).__name__] = errors.get(type(err).__name__, 0) + 1
+                    continue
+                latencies.append(time.perf_counter() - start)
+                statuses[status] = statuses.get(status, 0) + 1
+
+        async def held(kind: str, send) -> None:
+            """Open a connection, ``send`` on it, and wait until the server drops it; again until the end."""
+            while time.monotonic() < stop:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                start = time.monotonic()
+                sender = asyncio.ensure_future(send(writer))
+                try:
+                    got = await asyncio.wait_for(reader.read(), max(stop - time.monotonic(), 0.01))
+                except TimeoutError:  # still held at the end: not dropped
+                    got = None
+                except OSError:
+                    got = b""
+                sender.cancel()
+                writer.close()
+                if got is not None:
+                    dropped.append((kind, time.monotonic() - start, got.startswith(b"HTTP/1.1 408 ")))
+
+        partial = b"POST /ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Le"
+        whole = (
+            b"POST /ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+            % len(_dumps(bodies[0]))
+        ) + _dumps(bodies[0])
+
+        async def half_open(writer: asyncio.StreamWriter) -> None:
+            writer.write(partial)
+            await writer.drain()
+            await asyncio.sleep(3600)
+
+        async def trickle(writer: asyncio.StreamWriter) -> None:
+            for byte in whole:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(args.trickle_s)
+
+        async def files() -> None:
+            nonlocal most_files
+            where = Path(f"/proc/{pid}/fd")
+            while time.monotonic() < stop and where.exists():
+                most_files = max(most_files, len(list(where.iterdir())))
+                await asyncio.sleep(0.25)
+
+        clients = [RawClient(port) for _ in range(args.clients)]
+        started = time.perf_counter()
+        tasks = [normal(c) for c in clients]
+        tasks += [held("half-open", half_open) for _ in range(args.half_open)]
+        tasks += [held("slow", trickle) for _ in range(args.slow)]
+        await asyncio.gather(*tasks, files())
+        wall = time.perf_counter() - started
+        for c in clients:
+            await c.__aexit__(None, None, None)
+        still = (await health(connect))["status"]
+    q = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else [float("nan")] * 99
+    server_errors = sum(n for status, n in statuses.items() if status >= 500)
+
+    def drops(kind: str) -> dict:
+        mine = [(t, told) for k, t, told in dropped if k == kind]
+        return {
+            "dropped": len(mine), "told_408": sum(told for _, told in mine),
+            "held_s_mean": statistics.fmean(t for t, _ in mine) if mine else None,
+            "held_s_max": max((t for t, _ in mine), default=None),
+        }
+
+    return {
+        "device": device, "seconds": args.soak, "clients": args.clients, "half_open": args.half_open, "slow": args.slow,
+        "requests": len(latencies), "rps": len(latencies) / wall, "p50_ms": q[49] * 1e3, "p99_ms": q[98] * 1e3,
+        "max_ms": max(latencies, default=float("nan")) * 1e3, "statuses": statuses, "server_errors": server_errors,
+        "connection_errors": errors, "half_open_drops": drops("half-open"), "slow_drops": drops("slow"),
+        "most_files": most_files, "health_after": still,
+        "target_met": q[98] < 1.0 and server_errors == 0 and not errors and still == "ok",
+    }
+
+
+def print_soak(row: dict, args: argparse.Namespace) -> None:
+    timeout = f"--timeout-read {args.timeout_read:g}" if args.timeout_read else "the default --timeout-read"
+    print(
+        f"soak {row['seconds']:g} s on loopback ({row['device']}, {os.cpu_count()} CPU cores, {timeout}): "
+        f"{row['clients']} normal clients, {row['half_open']} half-open, {row['slow']} slow (a byte every {args.trickle_s:g} s)"
+    )
+    print(
+        f"normal clients: {row['requests']} requests, {row['rps']:.1f} req/s, p50 {row['p50_ms']:.1f} ms, "
+        f"p99 {row['p99_ms']:.1f} ms, max {row['max_ms']:.1f} ms; answers {row['statuses']}; "
+        f"5xx: {row['server_errors']}; connection errors: {sum(row['connection_errors'].values())} {row['connection_errors'] or ''}"
+    )
+    for kind in ("half_open", "slow"):
+        d = row[f"{kind}_drops"]
+        held = f", held {d['held_s_mean']:.1f} s on average ({d['held_s_max']:.1f} s at most)" if d["dropped"] else ""
+        print(f"{kind.replace('_', '-')} connections dropped by the server: {d['dropped']} ({d['told_408']} told 408){held}")
+    print(f"server files open at most: {row['most_files']}; /health after: {row['health_after']}")
+    print("target (p99 < 1 s, no 5xx, no connection error):", "met" if row["target_met"] else "MISSED")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000, help="timed requests per model, mode and transport")
@@ -328,8 +468,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--transport", choices=("loopback", "in-process", "both"), default="loopback")
     parser.add_argument("--timeout", type=float, default=900, help="stop (and kill the servers) after this many seconds")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    soaking = parser.add_argument_group("soak")
+    soaking.add_argument("--soak", type=float, default=0, help="soak for this many seconds instead (see above)")
+    soaking.add_argument("--half-open", type=int, default=50, help="clients that send part of a request and stall")
+    soaking.add_argument("--slow", type=int, default=20, help="clients that trickle a request byte by byte")
+    soaking.add_argument("--trickle-s", type=float, default=0.5, help="seconds between a slow client's bytes")
+    soaking.add_argument("--timeout-read", type=float, default=0, help="the server's --timeout-read (0: its default)")
     args = parser.parse_args(argv)
 
+    if args.soak:
+        if "--clients" not in (argv if argv is not None else sys.argv[1:]):
+            args.clients = 50
+        try:
+            row = asyncio.run(asyncio.wait_for(soak(args), args.soak + args.timeout))
+        except TimeoutError:
+            sys.exit(f"bench.serve: stopped after --timeout {args.timeout:g} s")
+        if args.json:
+            print(json.dumps(row, indent=2))
+        else:
+            print_soak(row, args)
+        sys.exit(0 if row["target_met"] else 1)
     try:
         rows = asyncio.run(asyncio.wait_for(bench(args), args.timeout))
     except TimeoutError:

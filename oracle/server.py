@@ -13,11 +13,26 @@ call, off the event loop, so the device sees large batches.  If that call raises
 half of the batch is answered on its own (and so on down), so one bad request fails
 only itself.
 
+Queries of other ``samples`` or ``seed`` than the server's get oracles of their own: each
+model's default one is kept for good, at most ``max_oracles`` others (least recently used
+dropped).  A collection is answered one key at a time, the cheapest first, each delivered as
+it is done, and no request may ask for more than ``max_draws`` interval draws (``samples``
+times its queries: 422), so no request holds the worker for longer than the largest batch of
+the server's own settings.
+
 **Safety.**  Without a token the server answers loopback clients only (and
-:func:`run` refuses to bind elsewhere); with one, every request needs
-``Authorization: Bearer <token>``.  Bodies over ``max_body_bytes`` get 413; batches
-over ``max_queries`` and ``samples`` over ``max_samples`` get 422; every bad request
-gets a 4xx whose ``detail`` names the field (``loc``) and says what is wrong (``msg``).
+:func:`run` refuses to bind elsewhere), and only requests whose ``Host`` is a loopback name
+(``localhost``, ``127.0.0.1``, ``[::1]``: a web page that rebinds its own name to 127.0.0.1
+gets 400); with one, every request needs ``Authorization: Bearer <token>``.  Bodies over
+``max_body_bytes`` get 413; a body that is not standard JSON (malformed, not UTF-8,
+``NaN``/``Infinity``, a number too large for a double, a key given twice in one object) 400;
+batches over ``max_queries``, ``samples`` over ``max_samples`` and requests over
+``max_draws`` 422; every bad request gets a 4xx whose ``detail`` names the field (``loc``)
+and says what is wrong (``msg``), never echoing the input.  :func:`run` serves with uvicorn's
+h11 protocol plus a deadline on reading each request (``timeout_read``: a client that opens a
+connection, or starts a request, and stalls is answered 408 and dropped), uvicorn's
+keep-alive timeout, a limit on connections and requests at once (503 past it), a listen
+backlog and a limit on the bytes of an unfinished request line and headers held (400 past it).
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the route functions'
@@ -28,6 +43,8 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
+import sys
 import threading
 import time
 from collections import OrderedDict, deque
@@ -39,6 +56,7 @@ from typing import Any, Literal
 
 import torch
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -55,8 +73,27 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 SEED_LIMIT = 2**63
 """Seeds are in [0, 2**63): what torch's generators take."""
-_ORACLES_KEPT = 16
-"""Oracles (one per model, samples and seed) kept with their prepared tables."""
+MAX_DRAWS = 1_000_000
+"""Interval draws one request may ask for (``samples`` times its queries): the server's
+default 1,000 samples times its default 1,000 queries."""
+MAX_ORACLES = 4
+"""Oracles kept, with their prepared tables, for requests' own ``samples``/``seed`` (besides
+each model's default one, kept for good)."""
+
+# How :func:`run` treats connections (uvicorn's settings, and the read deadline added here).
+TIMEOUT_READ = 10.0
+"""Seconds a request's line, headers and body may take to arrive, from its first byte (or the
+connection's opening): past it 408, and the connection is closed."""
+TIMEOUT_KEEP_ALIVE = 5.0
+"""Seconds an idle keep-alive connection is held between requests (uvicorn's default)."""
+LIMIT_CONCURRENCY = 512
+"""Connections and requests in flight at once; a request past it gets 503 (uvicorn's
+``limit_concurrency``)."""
+BACKLOG = 2048
+"""Connections waiting to be accepted (the listen backlog; the kernel may cap it)."""
+MAX_HEADER_BYTES = 16 * 1024
+"""Most bytes of an unfinished request line and headers held (h11's
+``max_incomplete_event_size``): past it 400, and the connection is closed."""
 
 Loc = tuple[str | int, ...]
 
@@ -238,7 +275,10 @@ class Batcher:
 
     A batch leaves when its oldest request has waited ``window_s`` or when ``max_batch``
     queries wait (a larger batch request leaves alone).  Requests that arrive while the
-    worker computes have waited already: they leave together as soon as it is free.
+    worker computes have waited already: they leave together as soon as it is free.  A batch
+    is answered one key (model, samples, seed) at a time, the cheapest (fewest draws) first,
+    and each key's requests are answered as soon as it is done: a request with many draws of
+    its own does not hold the cheap ones gathered with it.
     """
 
     def __init__(self, oracle_for: Callable[[Key], Oracle], window_s: float, max_batch: int):
@@ -306,38 +346,30 @@ class Batcher:
                 lane.arrived.clear()
             if lane.size < self.max_batch:
                 lane.full.clear()
-            jobs = [j for j in jobs if not j.future.done()]  # clients that left
-            if not jobs:
-                continue
-            try:
-                results = await loop.run_in_executor(executor, self._compute, jobs)
-            except Exception as err:  # the worker itself failed (a bug): fail these requests, keep serving
-                log.exception("oracle worker failed")
-                results = [err] * len(jobs)
-            for job, result in zip(jobs, results):
-                if job.future.done():
+            for group in _by_key(jobs):
+                group = [j for j in group if not j.future.done()]  # clients that left
+                if not group:
                     continue
-                if isinstance(result, BaseException):
-                    job.future.set_exception(result)
-                else:
-                    job.future.set_result(result)
+                try:
+                    results = await loop.run_in_executor(executor, self._compute, group)
+                except Exception as err:  # the worker itself failed (a bug): fail these requests, keep serving
+                    log.exception("oracle worker failed")
+                    results = [err] * len(group)
+                for job, result in zip(group, results):
+                    if job.future.done():
+                        continue
+                    if isinstance(result, BaseException):
+                        job.future.set_exception(result)
+                    else:
+                        job.future.set_result(result)
 
     def _compute(self, jobs: list[_Job]) -> list[list[dict] | BaseException]:
-        """On the worker thread: one oracle call per key (model, samples, seed)."""
-        groups: dict[Key, list[int]] = {}
-        for i, job in enumerate(jobs):
-            groups.setdefault(job.key, []).append(i)
-        results: list[list[dict] | BaseException] = [None] * len(jobs)  # type: ignore[list-item]
-        for key, members in groups.items():
-            try:
-                oracle = self._oracle_for(key)
-            except Exception as err:  # noqa: BLE001 -- handed to its requests
-                found = [_as_problem(err, jobs[i]) for i in members]
-            else:
-                found = self._answer(oracle, [jobs[i] for i in members])
-            for i, result in zip(members, found):
-                results[i] = result
-        return results
+        """On the worker thread: the answers of jobs of one key (model, samples, seed)."""
+        try:
+            oracle = self._oracle_for(jobs[0].key)
+        except Exception as err:  # noqa: BLE001 -- handed to its requests
+            return [_as_problem(err, job) for job in jobs]
+        return self._answer(oracle, jobs)
 
     def _answer(self, oracle: Oracle, jobs: list[_Job]) -> list[list[dict] | BaseException]:
         """The jobs' answers from one call; if it raises, each half is answered on its own (and
@@ -366,6 +398,15 @@ class Batcher:
             stats.queries += len(queries)
 
 
+def _by_key(jobs: list[_Job]) -> list[list[_Job]]:
+    """The jobs grouped by key, in arrival order within a key; the key with the fewest draws
+    (samples times queries) first."""
+    groups: dict[Key, list[_Job]] = {}
+    for job in jobs:
+        groups.setdefault(job.key, []).append(job)
+    return sorted(groups.values(), key=lambda group: group[0].key[1] * sum(len(j.queries) for j in group))
+
+
 def _as_problem(err: Exception, job: _Job) -> BaseException:
     """A user error becomes a 422 at the request; anything else stays what it is (a bug: 500)."""
     if isinstance(err, CruxError):
@@ -391,6 +432,8 @@ def create_app(
     max_queries: int = 1000,
     max_body_bytes: int = 1 << 20,
     max_samples: int = 10_000,
+    max_draws: int = MAX_DRAWS,
+    max_oracles: int = MAX_ORACLES,
     token: str | None = None,
 ) -> FastAPI:
     """The HTTP app over ``models`` ({name: model}; the first is also served at ``/ask``).
@@ -398,32 +441,43 @@ def create_app(
     ``samples``, ``seed``, ``method``, ``particles``, ``max_bytes``, ``dtype`` and ``device``
     are the oracle's (see :class:`~oracle.oracle.Oracle`); a request may ask for its own
     ``samples`` (up to ``max_samples``) and ``seed``.  ``batch_window_ms`` and ``max_batch``
-    shape the dynamic batching (``max_batch=1``: one oracle call per request).  ``token``:
-    every request must carry it as a bearer token; without one, only loopback clients are
-    answered.  Bad settings raise :class:`~worldmodel.errors.CruxError`.
+    shape the dynamic batching (``max_batch=1``: one oracle call per request).  A request may
+    ask for at most ``max_draws`` interval draws (its ``samples`` times its queries); oracles
+    for requests' own ``samples``/``seed`` are kept ``max_oracles`` at most (each model's
+    default one always).  ``token``: every request must carry it as a bearer token; without
+    one, only loopback clients naming a loopback ``Host`` are answered.  Bad settings raise
+    :class:`~worldmodel.errors.CruxError`.
     """
-    _check_settings(models, samples, seed, method, batch_window_ms, max_batch, max_queries, max_body_bytes, max_samples, token)
+    _check_settings(
+        models, samples, seed, method, batch_window_ms, max_batch, max_queries, max_body_bytes, max_samples, max_draws,
+        max_oracles, token,
+    )
     names = list(models)
     first = names[0]
     where = resolve_device(device)
-    oracles: OrderedDict[Key, Oracle] = OrderedDict()
 
-    def oracle_for(key: Key) -> Oracle:  # called on the worker thread only
-        if key in oracles:
-            oracles.move_to_end(key)
-            return oracles[key]
+    def make(key: Key) -> Oracle:
         name, n, s = key
-        made = Oracle(
+        return Oracle(
             models[name], device=where, samples=n, seed=s, dtype=dtype, method=method, particles=particles,
             max_bytes=max_bytes,
         )
-        oracles[key] = made
-        if len(oracles) > max(_ORACLES_KEPT, len(models)):
-            oracles.popitem(last=False)
+
+    # The defaults, made now (a bad setting fails at start, not at the first request) and kept.
+    defaults = {(name, samples, seed): make((name, samples, seed)) for name in names}
+    others: OrderedDict[Key, Oracle] = OrderedDict()
+
+    def oracle_for(key: Key) -> Oracle:  # called on the worker thread only
+        if key in defaults:
+            return defaults[key]
+        if key in others:
+            others.move_to_end(key)
+            return others[key]
+        made = others[key] = make(key)
+        while len(others) > max_oracles:
+            others.popitem(last=False)
         return made
 
-    for name in names:  # the defaults, checked now: a bad setting fails at start, not at the first request
-        oracle_for((name, samples, seed))
     batcher = Batcher(oracle_for, batch_window_ms / 1000, max_batch)
     AskRequest, BatchRequest = _request_models(max_queries, max_samples)
 
@@ -446,12 +500,22 @@ def create_app(
     app.state.batcher = batcher
     app.state.device = where.type
     app.state.models = models
+    app.state.oracles = others
     errors = {
-        400: {"model": Problem, "description": "A body that cannot be read (not UTF-8 JSON), or a bad header."},
+        400: {
+            "model": Problem,
+            "description": (
+                "A body that is not standard UTF-8 JSON (malformed, NaN or Infinity, a number too large, a key "
+                "given twice), or a bad header (a Host that is not loopback, without a token)."
+            ),
+        },
         401: {"model": Problem, "description": "Missing or wrong bearer token."},
         403: {"model": Problem, "description": "Not a loopback client, and the server has no token."},
         413: {"model": Problem, "description": "Body larger than the server allows."},
-        422: {"model": Problem, "description": "A field is missing, malformed or names something the model lacks."},
+        422: {
+            "model": Problem,
+            "description": "A field is missing, malformed or names something the model lacks; or too many draws.",
+        },
     }
     unknown_model = {404: {"model": Problem, "description": "No model of that name."}}
 
@@ -460,28 +524,36 @@ def create_app(
             raise RequestProblem(404, [_error(("path", "name"), unknown("model", name, names), "unknown_model")])
         return models[name]
 
-    def key_of(name: str, request: Any) -> Key:
-        return (
-            name,
-            samples if request.samples is None else request.samples,
-            seed if request.seed is None else request.seed,
-        )
+    def key_of(name: str, request: Any, count: int = 1) -> Key:
+        """The request's key; refused if its ``count`` queries ask for more than ``max_draws`` draws."""
+        n = samples if request.samples is None else request.samples
+        if n * count > max_draws:
+            where_ = ("body", "samples") if request.samples is not None else ("body", "queries")
+            message = (
+                f"the request asks for {n * count:,} interval draws ({count:,} {'query' if count == 1 else 'queries'} "
+                f"x {n:,} samples), more than the {max_draws:,} one request may (--max-draws): send fewer queries "
+                "per request or ask for fewer samples"
+            )
+            raise RequestProblem(422, [_error(where_, message, "too_many_draws")])
+        return (name, n, seed if request.seed is None else request.seed)
 
     async def answer_one(name: str, request: Any) -> Response:
         model = model_named(name)
         query = Query(do=request.do, given=request.given, outcomes=request.outcomes, as_=request.as_)
+        key = key_of(name, request)
         problems = locate(query, model)
         if problems:
             raise RequestProblem(422, problems)
-        (answer,) = await batcher.submit(key_of(name, request), [query])
+        (answer,) = await batcher.submit(key, [query])
         return _json(answer)
 
     async def answer_batch(name: str, request: Any) -> Response:
         model = model_named(name)
+        key = key_of(name, request, len(request.queries))
         problems = [e for i, q in enumerate(request.queries) for e in locate(q, model, ("body", "queries", i))]
         if problems:
             raise RequestProblem(422, problems)
-        answers = await batcher.submit(key_of(name, request), list(request.queries), ("body", "queries"))
+        answers = await batcher.submit(key, list(request.queries), ("body", "queries"))
         return _json({"answers": answers})
 
     @app.post("/ask", response_model=Answer, responses=errors, summary=f"Ask {first} what happens if ...")
@@ -522,6 +594,10 @@ def create_app(
     async def request_problem(_: Request, err: RequestProblem) -> Response:
         return _problem_response(err.status, err.errors)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, err: RequestValidationError) -> Response:  # the request models' 422
+        return _problem_response(422, [_safe(e) for e in err.errors()])
+
     @app.exception_handler(StarletteHTTPException)
     async def http_problem(request: Request, err: StarletteHTTPException) -> Response:  # the framework's own 4xx
         loc, message = {
@@ -541,6 +617,21 @@ def create_app(
 
     app.add_middleware(_Guard, token=token, max_body_bytes=max_body_bytes)
     return app
+
+
+def _safe(error: Mapping[str, Any]) -> dict[str, Any]:
+    """A validation error as JSON can carry it: its place, message and kind, and the limits it
+    names (``ctx``) as plain values; never the input (which may be large, or not JSON at all:
+    NaN, bytes that are not UTF-8)."""
+    out = _error(tuple(error.get("loc", ("body",))), str(error.get("msg", "invalid")), str(error.get("type", "invalid")))
+    ctx = error.get("ctx")
+    if isinstance(ctx, Mapping):
+        plain = (str, int, bool, type(None))
+        out["ctx"] = {
+            str(k): v if isinstance(v, plain) or (isinstance(v, float) and math.isfinite(v)) else str(v)
+            for k, v in ctx.items()
+        }
+    return out
 
 
 def _json(content: Any) -> Response:
@@ -569,7 +660,9 @@ def _info(name: str, model: Model) -> ModelInfo:
     )
 
 
-def _check_settings(models, samples, seed, method, window, max_batch, max_queries, max_body_bytes, max_samples, token):
+def _check_settings(
+    models, samples, seed, method, window, max_batch, max_queries, max_body_bytes, max_samples, max_draws, max_oracles, token
+):
     if not models:
         raise CruxError("give at least one model to serve")
     for name in models:
@@ -579,7 +672,7 @@ def _check_settings(models, samples, seed, method, window, max_batch, max_querie
         raise CruxError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     for what, value, low in [
         ("max-batch", max_batch, 1), ("max-queries", max_queries, 1), ("max-body-bytes", max_body_bytes, 64),
-        ("max-samples", max_samples, 2),
+        ("max-samples", max_samples, 2), ("max-oracles", max_oracles, 0),
     ]:
         if value < low:
             raise CruxError(f"--{what} must be at least {low} (got {value})")
@@ -587,13 +680,15 @@ def _check_settings(models, samples, seed, method, window, max_batch, max_querie
         raise CruxError(f"--batch-window-ms must be 0 or more (got {window})")
     if not 2 <= samples <= max_samples:
         raise CruxError(f"--samples {samples} is outside 2..{max_samples} (--max-samples)")
+    if max_draws < samples:
+        raise CruxError(f"--max-draws {max_draws} is less than --samples {samples}: no query could be asked")
     if not 0 <= seed < SEED_LIMIT:
         raise CruxError(f"--seed must be in [0, 2**63) (got {seed})")
     if token is not None:
         check_token(token)
 
 
-# -- guard: token, loopback, body size ----------------------------------------------------------
+# -- guard: token, loopback, body size, standard JSON ---------------------------------------------
 
 
 def check_token(token: str) -> None:
@@ -625,9 +720,92 @@ def check_host(host: str, token: str | None) -> None:
         check_token(token)
 
 
+def is_loopback_authority(host: str) -> bool:
+    """A ``Host`` header naming this machine: ``localhost``, a loopback address (IPv6 in
+    brackets), each with or without a port."""
+    host = host.strip()
+    if host.startswith("["):
+        name, bracket, port = host[1:].partition("]")
+        if not bracket or (port and not (port[0] == ":" and port[1:].isdigit())):
+            return False
+    else:
+        name, colon, port = host.partition(":")
+        if colon and not port.isdigit():
+            return False
+    return bool(name) and is_loopback(name)
+
+
+class _NotStandardJson(Exception):
+    """A body Python's json reads but standard JSON does not allow (or this server will not)."""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        seen: set[str] = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        shown = key if len(key) <= 40 else key[:40] + "..."
+        raise _NotStandardJson(f"the key {shown!r} is given twice in one object: give each key once")
+    return out
+
+
+def _integer(text: str) -> int:
+    if len(text) < 309:  # fits a double (the common case, kept cheap)
+        return int(text)
+    digits = len(text.lstrip("-"))  # read only if it can fit: Python will not read 4,300 digits and more
+    value = int(text) if digits <= 309 else None
+    if value is None or abs(value) > sys.float_info.max:
+        raise _NotStandardJson(
+            f"a number of {digits:,} digits is too large: numbers must fit a double (at most about 1.8e308)"
+        )
+    return value
+
+
+def _real(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise _NotStandardJson(f"the number {shown} is too large: numbers must fit a double (at most about 1.8e308)")
+    return value
+
+
+def _constant(name: str) -> None:
+    raise _NotStandardJson(f"{name} is not a JSON number: send finite numbers only (JSON has no NaN or Infinity)")
+
+
+def json_problem(body: bytes) -> str | None:
+    """What keeps ``body`` from being standard JSON this server reads (UTF-8, no ``NaN`` or
+    ``Infinity``, every number within a double's range, no key twice in one object), or None."""
+    try:
+        text = body.decode("utf-8")  # not json's guess among UTF-8, -16 and -32: JSON over a network is UTF-8
+        json.loads(text, object_pairs_hook=_object, parse_int=_integer, parse_float=_real, parse_constant=_constant)
+    except _NotStandardJson as err:
+        return str(err)
+    except json.JSONDecodeError as err:
+        return f"the body is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}"
+    except UnicodeDecodeError:
+        return "the body is not UTF-8: send UTF-8 JSON"
+    except RecursionError:
+        return "the body is nested too deeply: send a query object as the API describes"
+    except ValueError as err:  # anything else Python's reader refuses
+        return f"cannot read the body as JSON: {err}"
+    return None
+
+
+def _is_json(content_type: bytes | None) -> bool:
+    """Whether a body of this Content-Type is to be read as JSON (none given: checked too, as a
+    client that names no type most likely sends JSON)."""
+    if content_type is None:
+        return True
+    kind = content_type.split(b";", 1)[0].strip().lower()
+    main, _, sub = kind.partition(b"/")
+    return main == b"application" and (sub == b"json" or sub.endswith(b"+json"))
+
+
 class _Guard:
-    """ASGI middleware in front of the app: the token (or loopback only), then the body size
-    (read here, at most ``max_body_bytes`` of it, and handed on)."""
+    """ASGI middleware in front of the app: the token (or loopback clients and a loopback
+    ``Host`` only), then the body: its size (read here, at most ``max_body_bytes`` of it) and,
+    if it is to be read as JSON, that it is standard JSON; then handed on."""
 
     def __init__(self, app: Any, token: str | None, max_body_bytes: int):
         self.app = app
@@ -668,6 +846,10 @@ class _Guard:
                 return
             if not message.get("more_body", False):
                 break
+        problem = json_problem(bytes(body)) if body and _is_json(headers.get(b"content-type")) else None
+        if problem is not None:
+            await _problem_response(400, [_error(("body",), problem, "json")])(scope, receive, send)
+            return
         replayed = False
 
         async def replay():
@@ -694,25 +876,183 @@ class _Guard:
         try:
             ipaddress.ip_address(host.strip("[]"))
         except ValueError:
-            return None  # not an address (a unix socket, an in-process test client)
-        if is_loopback(host):
-            return None
-        return _problem_response(
-            403,
-            [_error(("client",), f"{host} is not a loopback client, and this server has no token: start it with --token", "auth")],
+            pass  # not an address (a unix socket, an in-process test client)
+        else:
+            if not is_loopback(host):
+                message = f"{host} is not a loopback client, and this server has no token: start it with --token"
+                return _problem_response(403, [_error(("client",), message, "auth")])
+        authority = headers.get(b"host")
+        if authority is None or is_loopback_authority(authority.decode("latin-1")):
+            return None  # (no Host at all: HTTP/1.0, never a browser)
+        shown = authority.decode("latin-1")[:100]
+        message = (
+            f"Host {shown!r} is not this machine: without a token the server answers requests to localhost, "
+            "127.0.0.1 or [::1] only (a web page could rebind its own name to 127.0.0.1); use one of those, "
+            "or start the server with --token"
         )
+        return _problem_response(400, [_error(("header", "host"), message, "host")])
 
     def _too_large(self) -> Response:
         message = f"the body is larger than the {self.max_body_bytes:,} bytes allowed: send fewer queries per request"
         return _problem_response(413, [_error(("body",), message, "too_large")])
 
 
-def run(
-    app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str | None = None, log_level: str = "info"
+# -- serving: uvicorn, with a deadline on reading each request --------------------------------------
+
+
+def check_connections(
+    timeout_read: float, timeout_keep_alive: float, limit_concurrency: int, backlog: int, max_header_bytes: int
 ) -> None:
-    """Serve ``app`` with uvicorn until interrupted; refuses a non-loopback host without a token."""
+    """Refuse connection settings that cannot work."""
+    for what, value in [("timeout-read", timeout_read), ("timeout-keep-alive", timeout_keep_alive)]:
+        if not value > 0:
+            raise CruxError(f"--{what} must be more than 0 seconds (got {value})")
+    for what, value, low in [
+        ("limit-concurrency", limit_concurrency, 1), ("backlog", backlog, 1), ("max-header-bytes", max_header_bytes, 1024),
+    ]:
+        if value < low:
+            raise CruxError(f"--{what} must be at least {low} (got {value})")
+
+
+def read_deadline_protocol(timeout_read: float) -> type:
+    """uvicorn's h11 protocol, plus a deadline on reading each request.
+
+    uvicorn times out idle keep-alive connections between requests only: a client that opens a
+    connection and sends nothing, or part of a request line or headers (or of a body), and then
+    stalls, is held for ever, and enough of them use up the process's file descriptors.  Here a
+    request's line, headers and body must all arrive within ``timeout_read`` seconds of its first
+    byte (of the connection's opening, for its first request); past that the client gets 408
+    (if it had sent something and no answer has begun) and the connection is closed.  The time
+    the oracle takes to answer is not counted."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    body = json.dumps({"detail": [_error(
+        ("request",),
+        f"the request did not arrive within {timeout_read:g} s: send its line, headers and body at once",
+        "timeout",
+    )]}).encode()
+    timed_out = (
+        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        b"content-length: %d\r\n\r\n" % len(body)
+    ) + body
+
+    class ReadDeadlineProtocol(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._watch()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self._watch()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._watch()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop()
+            super().connection_lost(exc)
+
+        def _watch(self) -> None:
+            """Start the deadline when a request is being read, stop it when it has been."""
+            state = self.conn.their_state
+            reading = state is h11.SEND_BODY or (
+                state is h11.IDLE and (self.cycle is None or bool(self.conn.trailing_data[0]))
+            )
+            if not reading or self.transport.is_closing():
+                self._stop()
+            elif self._deadline is None:
+                self._deadline = self.loop.call_later(timeout_read, self._expired)
+
+        def _stop(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expired(self) -> None:
+            self._deadline = None
+            if self.transport.is_closing():
+                return
+            started = self.conn.their_state is not h11.IDLE or bool(self.conn.trailing_data[0])
+            answering = self.cycle is not None and self.cycle.response_started
+            if started and not answering and self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                self.transport.write(timed_out)
+            log.debug("closed a connection whose request did not arrive within %g s", timeout_read)
+            self.transport.close()
+
+    return ReadDeadlineProtocol
+
+
+def uvicorn_config(
+    app: Any,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    log_level: str = "info",
+    timeout_read: float = TIMEOUT_READ,
+    timeout_keep_alive: float = TIMEOUT_KEEP_ALIVE,
+    limit_concurrency: int = LIMIT_CONCURRENCY,
+    backlog: int = BACKLOG,
+    max_header_bytes: int = MAX_HEADER_BYTES,
+):
+    """uvicorn's configuration for serving ``app``: HTTP/1.1 by h11 with the read deadline of
+    :func:`read_deadline_protocol` (whatever else is installed), no WebSockets, and these limits."""
+    import uvicorn
+
+    check_connections(timeout_read, timeout_keep_alive, limit_concurrency, backlog, max_header_bytes)
+    return uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, access_log=False, ws="none",
+        http=read_deadline_protocol(timeout_read), timeout_keep_alive=timeout_keep_alive,  # type: ignore[arg-type]
+        limit_concurrency=limit_concurrency, backlog=backlog, h11_max_incomplete_event_size=max_header_bytes,
+    )
+
+
+def _enough_files(connections: int) -> None:
+    """Raise the soft limit on open files to hold ``connections`` and some to spare, where the hard
+    limit allows (a connection is a file descriptor)."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    want = connections + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return
+    raised = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+    except (ValueError, OSError):
+        raised = soft
+    if raised < want:
+        log.warning(
+            "only %d files may be open (ulimit -n): fewer than --limit-concurrency %d needs; lower it", raised, connections
+        )
+
+
+def run(
+    app: Any,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    token: str | None = None,
+    log_level: str = "info",
+    *,
+    timeout_read: float = TIMEOUT_READ,
+    timeout_keep_alive: float = TIMEOUT_KEEP_ALIVE,
+    limit_concurrency: int = LIMIT_CONCURRENCY,
+    backlog: int = BACKLOG,
+    max_header_bytes: int = MAX_HEADER_BYTES,
+) -> None:
+    """Serve ``app`` with uvicorn until interrupted (see :func:`uvicorn_config` for the rest);
+    refuses a non-loopback host without a token."""
     import uvicorn
 
     check_host(host, token)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
-
+    config = uvicorn_config(
+        app, host, port, log_level=log_level, timeout_read=timeout_read, timeout_keep_alive=timeout_keep_alive,
+        limit_concurrency=limit_concurrency, backlog=backlog, max_header_bytes=max_header_bytes,
+    )
+    _enough_files(limit_concurrency)
+    uvicorn.Server(config).run()

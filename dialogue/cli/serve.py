@@ -50,6 +50,42 @@ def serve(
     max_samples: Annotated[
         int, typer.Option("--max-samples", min=2, help="Most draws a request may ask for (more: 422).")
     ] = 10_000,
+    max_draws: Annotated[
+        int,
+        typer.Option(
+            "--max-draws", min=2,
+            help="Most interval draws one request may ask for, its samples times its queries (more: 422).",
+        ),
+    ] = 1_000_000,
+    max_oracles: Annotated[
+        int,
+        typer.Option(
+            "--max-oracles", min=0,
+            help="Oracles kept for requests' own samples/seed, besides each model's default (least recently used dropped).",
+        ),
+    ] = 4,
+    timeout_read: Annotated[
+        float,
+        typer.Option(
+            "--timeout-read", min=0.001,
+            help="Seconds a request's line, headers and body may take to arrive (more: 408, connection closed).",
+        ),
+    ] = 10.0,
+    timeout_keep_alive: Annotated[
+        float,
+        typer.Option("--timeout-keep-alive", min=0.001, help="Seconds an idle connection is kept open between requests."),
+    ] = 5.0,
+    limit_concurrency: Annotated[
+        int,
+        typer.Option("--limit-concurrency", min=1, help="Most connections and requests at once (more: 503)."),
+    ] = 512,
+    backlog: Annotated[
+        int, typer.Option("--backlog", min=1, help="Most connections waiting to be accepted (the listen backlog).")
+    ] = 2048,
+    max_header_bytes: Annotated[
+        int,
+        typer.Option("--max-header-bytes", min=1024, help="Most bytes of an unfinished request line and headers held (more: 400)."),
+    ] = 16 * 1024,
     samples: SamplesOpt = 1000,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
@@ -62,12 +98,14 @@ def serve(
     from oracle import server  # here, so that other commands do not pay for importing the web framework
 
     server.check_host(host, token)  # before loading anything
+    server.check_connections(timeout_read, timeout_keep_alive, limit_concurrency, backlog, max_header_bytes)
     loaded = load_models(models)
     app = server.create_app(
         loaded, device=device, samples=samples, seed=seed, method=method,  # type: ignore[arg-type]
         particles=particles, max_bytes=int(max_memory_gib * 2**30),
         dtype=torch.float32 if float32 else torch.float64, batch_window_ms=batch_window_ms, max_batch=max_batch,
-        max_queries=max_queries, max_body_bytes=max_body_bytes, max_samples=max_samples, token=token,
+        max_queries=max_queries, max_body_bytes=max_body_bytes, max_samples=max_samples, max_draws=max_draws,
+        max_oracles=max_oracles, token=token,
     )
     names = list(loaded)
     where = f"http://{f'[{host}]' if ':' in host else host}:{port}"
@@ -79,7 +117,10 @@ def serve(
         + "; OpenAPI at /openapi.json",
         err=True,
     )
-    server.run(app, host=host, port=port, token=token)
+    server.run(
+        app, host=host, port=port, token=token, timeout_read=timeout_read, timeout_keep_alive=timeout_keep_alive,
+        limit_concurrency=limit_concurrency, backlog=backlog, max_header_bytes=max_header_bytes,
+    )
 
 
 def model_name(path: Path) -> str:
