@@ -10,7 +10,12 @@ points).  Problems are reported like the scenario loader's:
 from __future__ import annotations
 
 import gzip
+import io
+import math
 import re
+import zlib
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +23,10 @@ import networkx as nx
 import torch
 
 from worldmodel.compile import BeliefState, Network
-from worldmodel.errors import CruxError, ModelError, PathPart, Problem, unknown
-from worldmodel.rows import all_keys, join_key
+from worldmodel.errors import CruxError, ModelError, PathPart, Problem, clip, short, shown, unknown
+from worldmodel.limits import limit, over
+from worldmodel.load import read_bytes
+from worldmodel.rows import all_keys, join_key, missing_keys, table_size
 
 BIF_SUFFIXES = (".bif", ".bif.gz")
 SUM_TOLERANCE = 1e-3
@@ -39,42 +46,44 @@ def is_bif(path: str | Path) -> bool:
     return name.endswith(BIF_SUFFIXES)
 
 
-def _tokens(text: str) -> list[_Token]:
-    out, line = [], 1
+def _tokens(text: str) -> Iterator[_Token]:
+    """The tokens of a BIF text, one at a time (a list of them would take many times the text)."""
+    line = 1
     for m in _TOKEN.finditer(text):
         if m.group("punct") or m.group("word"):
-            out.append(_Token(m.group(0), line))
+            yield _Token(m.group(0), line)
         line += m.group(0).count("\n")
-    return out
 
 
 class _Parser:
-    def __init__(self, file: str, tokens: list[_Token]):
-        self.file, self.tokens, self.i = file, tokens, 0
+    """A recursive-descent reader over a stream of tokens, with one token of look-ahead."""
+
+    def __init__(self, file: str, tokens: Iterator[_Token]):
+        self.file, self.tokens = file, tokens
+        self.current: _Token | None = next(tokens, None)
 
     def error(self, message: str, token: _Token | None = None) -> ModelError:
-        token = token or (self.tokens[self.i] if self.i < len(self.tokens) else None)
+        token = token or self.current
         where = f"line {token.line}: " if token else "at the end: "
         return ModelError(self.file, [Problem((), where + message)])
 
     def peek(self) -> str | None:
-        return self.tokens[self.i].text if self.i < len(self.tokens) else None
+        return self.current.text if self.current is not None else None
 
     def take(self, expected: str | None = None) -> _Token:
-        if self.i >= len(self.tokens):
+        token = self.current
+        if token is None:
             raise self.error(f"the file ends early (expected {expected or 'more'})")
-        token = self.tokens[self.i]
         if expected is not None and token.text != expected:
-            raise self.error(f"expected {expected!r}, found {token.text!r}", token)
-        self.i += 1
+            raise self.error(f"expected {expected!r}, found {short(token.text)}", token)
+        self.current = next(self.tokens, None)
         return token
 
     def next(self, hint: str) -> _Token:
         """The next token, whatever it is (``hint`` names what was expected, for an early end)."""
-        if self.i >= len(self.tokens):
+        if self.current is None:
             raise self.error(f"the file ends early (expected {hint})")
-        self.i += 1
-        return self.tokens[self.i - 1]
+        return self.take()
 
     def until(self, stop: str) -> list[_Token]:
         out = []
@@ -103,12 +112,10 @@ def read_bif(path: str | Path) -> tuple[Network, BeliefState, str]:
     """The network, its (certain) numbers and its name; every problem reported with its line."""
     path = Path(path)
     file = str(path)
+    raw = read_bytes(path, "a BIF network", limit_name="MAX_FILE_BYTES")
     try:
-        raw = path.read_bytes()
-        text = (gzip.decompress(raw) if file.lower().endswith(".gz") else raw).decode("utf-8")
-    except FileNotFoundError:
-        raise CruxError(f"{file}: no such file") from None
-    except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError) as err:
+        text = (_gunzip(raw, file) if file.lower().endswith(".gz") else raw).decode("utf-8")
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as err:
         raise CruxError(f"{file}: cannot read a BIF network: {err}") from None
     p = _Parser(file, _tokens(text))
     name = "network"
@@ -135,7 +142,7 @@ def read_bif(path: str | Path) -> tuple[Network, BeliefState, str]:
                     names = [t.text for t in p.until("}") if t.text != ","]
                     p.take("}")
                     p.take(";")
-                    if not count.text.isdigit() or int(count.text) != len(names):
+                    if not re.fullmatch(r"[0-9]+", count.text) or int(count.text) != len(names):
                         problems.append(Problem(("variable", var.text), f"line {count.line}: declares [{count.text}] states but lists {len(names)}"))
                     declared = names
                 else:  # property ... ;
@@ -180,9 +187,13 @@ def read_bif(path: str | Path) -> tuple[Network, BeliefState, str]:
                 numbers = []
                 for t in values:
                     try:
-                        numbers.append(float(t.text))
+                        x = float(t.text)
                     except ValueError:
-                        problems.append(Problem(("probability", var), f"line {t.line}: {t.text!r} is not a number"))
+                        problems.append(Problem(("probability", var), f"line {t.line}: {short(t.text)} is not a number"))
+                        continue
+                    if not math.isfinite(x):
+                        problems.append(Problem(("probability", var), f"line {t.line}: {short(t.text)} is not a finite number"))
+                    numbers.append(x)
                 if key in rows:
                     problems.append(Problem(("probability", var, join_key(key)), f"line {first.line}: repeats a row"))
                 rows[key] = (numbers, first.line)
@@ -191,7 +202,9 @@ def read_bif(path: str | Path) -> tuple[Network, BeliefState, str]:
                 problems.append(Problem(("probability", var), f"line {keyword.line}: a second probability block for {var}"))
             probabilities[var] = _Probability(var, parents, rows, keyword.line)
         else:
-            raise p.error(f"expected `network`, `variable` or `probability`, found {keyword.text!r}", keyword)
+            raise p.error(f"expected `network`, `variable` or `probability`, found {short(keyword.text)}", keyword)
+    if not states and not probabilities and not problems:
+        raise ModelError(file, [Problem((), "no variables: a BIF network declares `variable NAME { type discrete [ n ] { ... }; }` blocks")])
     problems += _check(states, probabilities)
     if problems:
         raise ModelError(file, problems)
@@ -211,8 +224,23 @@ def read_bif(path: str | Path) -> tuple[Network, BeliefState, str]:
     return network, BeliefState(concentration=tables, certain=True), name
 
 
+def _gunzip(raw: bytes, file: str) -> bytes:
+    """A gzip stream decompressed in bounded chunks, stopped past ``MAX_DECOMPRESSED_BYTES``
+    (two megabytes of gzip can expand to two gigabytes)."""
+    cap = limit("MAX_DECOMPRESSED_BYTES")
+    out = bytearray()
+    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+        while chunk := stream.read(1 << 20):
+            out += chunk
+            if len(out) > cap:
+                raise CruxError(f"{file}: decompresses to more than {cap:,} bytes, {over('MAX_DECOMPRESSED_BYTES')}")
+    return bytes(out)
+
+
 def _check(states: dict[str, tuple[list[str], int]], probabilities: dict[str, _Probability]) -> list[Problem]:
     out: list[Problem] = []
+    per_table, per_model = limit("MAX_TABLE_NUMBERS"), limit("MAX_MODEL_NUMBERS")
+    total = 0
     for var, (names, line) in states.items():
         if len(set(names)) != len(names):
             out.append(Problem(("variable", var), f"line {line}: a state is listed twice"))
@@ -230,25 +258,48 @@ def _check(states: dict[str, tuple[list[str], int]], probabilities: dict[str, _P
             if parent not in states:
                 out.append(Problem(at, f"line {prob.line}: " + unknown("parent", parent, states)))
                 bad_parent = True
+        for parent, n in Counter(prob.parents).items():
+            if n > 1:
+                out.append(Problem(at, f"line {prob.line}: parent {short(parent)} is listed {n} times: name each parent once"))
+                bad_parent = True
         if bad_parent:
             continue
         names = states[var][0]
-        expected = all_keys([states[q][0] for q in prob.parents]) if prob.parents else [()]
+        parent_states = [states[q][0] for q in prob.parents]
+        rows, size = table_size([len(s) for s in parent_states], len(names))
+        total += size
+        if size > per_table:
+            out.append(
+                Problem(
+                    at,
+                    f"line {prob.line}: the table of {var} would hold {rows:,} rows x {len(names):,} states = {size:,} numbers, "
+                    f"{over('MAX_TABLE_NUMBERS')}",
+                )
+            )
+            continue
+        state_sets = [set(s) for s in parent_states]
+        present: set[tuple[str, ...]] = set()
         for key, (row, line) in prob.rows.items():
             where = (*at, join_key(key)) if key else at
-            if key not in expected:
-                out.append(Problem(where, f"line {line}: ({join_key(key)}) is not a combination of the states of {', '.join(prob.parents) or 'no parents'}"))
-            elif len(row) != len(names):
-                out.append(Problem(where, f"line {line}: {len(row)} numbers for {len(names)} states ({', '.join(names)})"))
+            if len(key) != len(prob.parents) or any(part not in known for part, known in zip(key, state_sets)):
+                out.append(Problem(where, f"line {line}: ({clip(join_key(key))}) is not a combination of the states of {shown(prob.parents) or 'no parents'}"))
+                continue
+            present.add(key)
+            if len(row) != len(names):
+                out.append(Problem(where, f"line {line}: {len(row)} numbers for {len(names)} states ({shown(names)})"))
+            elif not all(math.isfinite(x) for x in row):
+                pass  # reported where the number was read
             elif any(x < 0 for x in row):
                 out.append(Problem(where, f"line {line}: a probability is negative"))
             elif abs(sum(row) - 1) > SUM_TOLERANCE:
                 out.append(Problem(where, f"line {line}: sums to {sum(row):.6g}, not 1"))
-        missing = [join_key(k) for k in expected if k not in prob.rows]
-        for key in missing[:5]:
-            out.append(Problem(at, f"line {prob.line}: missing row ({key})" if key else f"line {prob.line}: no table"))
-        if len(missing) > 5:
-            out.append(Problem(at, f"... and {len(missing) - 5} more missing rows"))
+        count, first = missing_keys(parent_states, present, 5)
+        for key in first:
+            out.append(Problem(at, f"line {prob.line}: missing row ({join_key(key)})" if key else f"line {prob.line}: no table"))
+        if count > 5:
+            out.append(Problem(at, f"... and {count - 5} more missing rows"))
+    if total > per_model:
+        out.append(Problem((), f"the tables would hold {total:,} numbers in all, {over('MAX_MODEL_NUMBERS')}"))
     graph = nx.DiGraph()
     graph.add_edges_from((q, v) for v, prob in probabilities.items() for q in prob.parents if q in states and v in states)
     try:

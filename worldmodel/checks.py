@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from worldmodel.errors import PathPart, Problem, unknown
-from worldmodel.rows import all_keys, join_key, row_problems, split_key
+from worldmodel.errors import PathPart, Problem, shown, unknown
+from worldmodel.limits import limit, over
+from worldmodel.rows import join_key, missing_keys, row_problems, split_key, table_size
 from worldmodel.spec import UNKNOWN, Agent, Fact, Human, Scenario, Variable
 
 
@@ -29,6 +30,14 @@ class View:
     facts: dict[str, Fact | None] = field(default_factory=dict)
     parties: dict[str, Agent | None] = field(default_factory=dict)
     reference: dict[str, str] = field(default_factory=dict)
+    _state_sets: dict[str, frozenset[str]] = field(default_factory=dict, repr=False, compare=False)
+
+    def state_set(self, name: str) -> frozenset[str]:
+        """A discrete variable's states as a set, made once: checking many row keys against a
+        parent with many states must not cost rows x states."""
+        if name not in self._state_sets:
+            self._state_sets[name] = frozenset(self.variables[name].states or ())  # type: ignore[union-attr]
+        return self._state_sets[name]
 
     @classmethod
     def of(cls, scenario: Scenario) -> View:
@@ -54,9 +63,9 @@ def check(view: View) -> list[Problem]:
     Without any readable variables (the schema has already said why), names
     cannot be checked against them, so only the checks that need none run.
     """
-    problems: list[Problem] = []
+    problems, too_large = _check_sizes(view)
     for name, variable in view.variables.items():
-        if variable is not None:
+        if variable is not None and name not in too_large:
             problems += _check_variable(view, name, variable)
     # a variable with neither states nor a normal law is reported above; elsewhere it is unreadable
     shapeless = [n for n, v in view.variables.items() if v is not None and v.states is None and v.normal is None]
@@ -77,6 +86,42 @@ def check(view: View) -> list[Problem]:
 
 
 # -- variables ---------------------------------------------------------------------------
+
+
+def _check_sizes(view: View) -> tuple[list[Problem], set[str]]:
+    """Tables too large to list or allocate, found from the cardinalities alone (rows = the
+    product of the parents' state counts), before any row is listed: each against
+    ``MAX_TABLE_NUMBERS``, all together against ``MAX_MODEL_NUMBERS``.  Returns the problems and
+    the variables whose rows must not be checked (checking the others walks the rows written in
+    the file, never every combination, so it costs no more than reading the file)."""
+    per_table, per_model = limit("MAX_TABLE_NUMBERS"), limit("MAX_MODEL_NUMBERS")
+    out: list[Problem] = []
+    too_large: set[str] = set()
+    total = 0
+    for name, v in view.variables.items():
+        if v is None or v.states is None or name == view.decision:
+            continue
+        cards = []
+        for parent in v.parents:
+            pv = view.var(parent) if parent != name else None
+            if pv is not None and pv.states is not None:
+                cards.append(len(pv.states))
+        rows, size = table_size(cards, len(v.states))
+        total += size
+        if size > per_table:
+            too_large.add(name)
+            out.append(
+                Problem(
+                    (*VARS, name),
+                    f"{name}'s table would hold {rows:,} rows x {len(v.states):,} states = {size:,} numbers, "
+                    f"{over('MAX_TABLE_NUMBERS')}: give it fewer parents or states",
+                )
+            )
+    if not too_large and total > per_model:
+        out.append(
+            Problem(VARS, f"the tables would hold {total:,} numbers in all, {over('MAX_MODEL_NUMBERS')}: make the model smaller")
+        )
+    return out, too_large
 
 
 def _check_variable(view: View, name: str, v: Variable) -> list[Problem]:
@@ -144,6 +189,8 @@ def _check_variable(view: View, name: str, v: Variable) -> list[Problem]:
             out.append(
                 Problem(at, f"a root variable needs a `prior` (or name it as world.decision if it is the decision)")
             )
+    if not math.isfinite(v.strength):
+        out.append(Problem((*at, "strength"), f"strength {v.strength} must be a positive finite number"))
     if out:  # bad states or parents: rows cannot be read against them yet
         return out
     if v.prior is not None and not v.parents:
@@ -157,7 +204,7 @@ def _check_variable(view: View, name: str, v: Variable) -> list[Problem]:
         elif not v.parents and key != "":
             out.append(Problem(where, 'a root variable has one row, the prior: key it ""'))
         elif v.parents and known_parents:
-            out += [p for p in _check_rows(view, (*at, "row_strength"), name, v, {key: [1.0] + [0.0] * (len(v.states) - 1)}, complete=False)]
+            out += _check_rows(view, (*at, "row_strength"), name, v, {key: None}, complete=False)
     return out
 
 
@@ -191,14 +238,26 @@ def _check_continuous(view: View, name: str, v: Variable) -> list[Problem]:
     for key in (*normal.weights, *normal.offsets):
         if key not in v.parents:
             out.append(Problem((*at, "normal"), f"{key!r} is weighted but not listed in `parents`"))
+    numbers: list[tuple[tuple[PathPart, ...], float]] = [
+        (("intercept",), normal.intercept),
+        (("scale",), normal.scale),
+        *((("weights", k), w) for k, w in normal.weights.items()),
+        *((("offsets", k, state), o) for k, by_state in normal.offsets.items() for state, o in by_state.items()),
+    ]
+    for where, x in numbers:
+        if not math.isfinite(x):
+            out.append(Problem((*at, "normal", *where), f"{x} is not a finite number"))
     return out
 
 
 def _check_rows(
-    view: View, at: tuple[PathPart, ...], name: str, v: Variable, rows: dict[str, list[float]], complete: bool
+    view: View, at: tuple[PathPart, ...], name: str, v: Variable, rows: dict[str, list[float] | None], complete: bool
 ) -> list[Problem]:
-    """Row keys against the parents' states, each row's numbers, and (for tables) coverage."""
+    """Row keys against the parents' states, each row's numbers (None: a key alone), and (for
+    tables) coverage.  Only the rows given are walked; missing rows are counted, and the first
+    few found without listing every combination."""
     parent_states = [view.variables[p].states for p in v.parents]  # type: ignore[union-attr]
+    state_sets = [view.state_set(p) for p in v.parents]
     out: list[Problem] = []
     seen: dict[tuple[str, ...], str] = {}
     for key, row in rows.items():
@@ -215,8 +274,8 @@ def _check_rows(
             )
             continue
         bad = False
-        for parent, states, part in zip(v.parents, parent_states, parts):
-            if part not in states:
+        for parent, states, known, part in zip(v.parents, parent_states, state_sets, parts):
+            if part not in known:
                 out.append(Problem((*at, key), unknown(f"state of {parent}", part, states)))
                 bad = True
         if bad:
@@ -225,13 +284,14 @@ def _check_rows(
             out.append(Problem((*at, key), f"repeats row {seen[parts]!r} of {name}"))
             continue
         seen[parts] = key
-        out += [Problem((*at, key), m) for m in row_problems(row, v.states)]
+        if row is not None:
+            out += [Problem((*at, key), m) for m in row_problems(row, v.states)]
     if complete:
-        missing = [join_key(k) for k in all_keys(parent_states) if k not in seen]
-        for key in missing[:10]:
-            out.append(Problem(at, f"missing row \"{key}\": every combination of parent states needs a row"))
-        if len(missing) > 10:
-            out.append(Problem(at, f"... and {len(missing) - 10} more missing rows"))
+        count, first = missing_keys(parent_states, seen, 10)
+        for key in first:
+            out.append(Problem(at, f"missing row \"{join_key(key)}\": every combination of parent states needs a row"))
+        if count > 10:
+            out.append(Problem(at, f"... and {count - 10} more missing rows"))
     return out
 
 
@@ -345,7 +405,7 @@ def _check_fact(view: View, fact_id: str, fact: Fact) -> list[Problem]:
                 Problem(
                     (*at, "given", parent),
                     f"{parent!r} is not a parent of {counts.variable} "
-                    f"(parents: {', '.join(v.parents) or 'none, so `given` must be empty'})",
+                    f"(parents: {shown(v.parents) or 'none, so `given` must be empty'})",
                 )
             )
     missing = [p for p in v.parents if p not in counts.given]
@@ -353,7 +413,7 @@ def _check_fact(view: View, fact_id: str, fact: Fact) -> list[Problem]:
         out.append(
             Problem(
                 (*at, "given"),
-                f"does not select one row of {counts.variable}: give a state for every parent; missing {', '.join(missing)}",
+                f"does not select one row of {counts.variable}: give a state for every parent; missing {shown(missing)}",
             )
         )
     for parent, state in counts.given.items():
@@ -438,7 +498,7 @@ def _check_party(view: View, party: str, spec: Agent) -> list[Problem]:
                         Problem(
                             (*at, "responds", "values", outcome),
                             f"the human's values of {outcome} are stated in parties.human.values{listed}: responds.values "
-                            f"gives the outcomes marked `unknown` there ({', '.join(asked)}); remove {outcome} here "
+                            f"gives the outcomes marked `unknown` there ({shown(asked)}); remove {outcome} here "
                             "or mark it `unknown` there",
                         )
                     )

@@ -12,6 +12,9 @@ the scene, not with the library.
 
 from __future__ import annotations
 
+import math
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +22,8 @@ from pathlib import Path
 import networkx as nx
 from pydantic import TypeAdapter, ValidationError
 
-from worldmodel.errors import PathPart, Problem, unknown
+from worldmodel.errors import CruxError, PathPart, Problem, render_path, short, shown, unknown
+from worldmodel.limits import limit, over
 from worldmodel.rows import all_keys, join_key
 from worldmodel.spec import UNKNOWN, Attribute, EntityType, Mechanism, Normal, Scenario, Variable
 
@@ -53,18 +57,46 @@ class Grounding:
     """For an unrolled scene: each time-varying ``e.a`` and its per-step variables."""
 
 
+def library_path(base_dir: Path, ref: str) -> Path | str:
+    """The real path of a ``use`` file, or why it is refused (a message).
+
+    A scene reads library files in its own folder or below it, nowhere else: the path is made
+    real (every link followed) and must lie inside the real folder of the scenario, so neither
+    an absolute path, nor ``..``, nor a link leads out of it.  Nothing outside is opened, so no
+    error can show what an outside file holds."""
+    if not ref.strip() or "\x00" in ref:
+        return f"{short(ref)}: give the path of a library file, relative to this file"
+    if os.path.isabs(ref):
+        return f"{short(ref)}: is an absolute path: give a path relative to this file, inside its folder"
+    try:
+        base = os.path.realpath(base_dir)
+        real = os.path.realpath(os.path.join(base, ref))
+    except (OSError, ValueError) as err:
+        return f"{short(ref)}: cannot resolve the path: {err}"
+    if os.path.commonpath([base, real]) != base:
+        return f"{short(ref)}: is outside the scenario's folder: a scene uses library files in its own folder or below it"
+    return Path(real)
+
+
 def library_types(scenario: Scenario, base_dir: Path) -> tuple[dict[str, EntityType], list[Problem]]:
-    """Types from ``use`` files, then this file's own; a type defined twice is an error."""
-    from worldmodel.load import read_data  # the loader imports this module
+    """Types from ``use`` files, then this file's own; a type defined twice is an error.
+
+    ``use`` files are read from the scenario's folder or below it only (:func:`library_path`),
+    and only regular files (a named pipe is refused without blocking on it)."""
+    # imported here: the loader imports this module
+    from worldmodel.load import read_data, schema_message
 
     found: dict[str, EntityType] = {}
     where: dict[str, str] = {}
     problems: list[Problem] = []
     for i, ref in enumerate(scenario.use):
-        path = (base_dir / ref).resolve()
+        path = library_path(base_dir, ref)
+        if isinstance(path, str):
+            problems.append(Problem(("use", i), path))
+            continue
         try:
-            data = read_data(path)
-        except Exception as err:  # a CruxError or ModelError naming the library file
+            data = read_data(path, regular_only=True)
+        except CruxError as err:  # a CruxError or ModelError naming the library file
             problems.append(Problem(("use", i), str(err)))
             continue
         if not isinstance(data, Mapping) or not isinstance(data.get("types"), Mapping):
@@ -75,17 +107,40 @@ def library_types(scenario: Scenario, base_dir: Path) -> tuple[dict[str, EntityT
         except ValidationError as err:
             for e in err.errors(include_url=False):
                 inner = ".".join(str(p) for p in e["loc"])
-                problems.append(Problem(("use", i), f"{ref}: types.{inner}: {e['msg']}"))
+                problems.append(Problem(("use", i), f"{ref}: types.{inner}: {schema_message(e)}"))
             continue
         for name, spec in types.items():
             if name in found:
                 problems.append(Problem(("use", i), f"{ref}: type {name!r} is already defined in {where[name]}"))
+            for sub, x in _non_finite(spec.model_dump(exclude_defaults=True)):
+                problems.append(Problem(("use", i), f"{ref}: {render_path(('types', name, *sub))}: {x} is not a finite number"))
             found[name], where[name] = spec, ref
     for name, spec in scenario.types.items():
         if name in found:
             problems.append(Problem(("types", name), f"type {name!r} is already defined in {where[name]}"))
         found[name] = spec
-    return found, problems
+    return found, problems + own_type_problems(scenario)
+
+
+def own_type_problems(scenario: Scenario) -> list[Problem]:
+    """The non-finite numbers of the types this file defines, grounded or not."""
+    return [
+        Problem(("types", name, *sub), f"{x} is not a finite number")
+        for name, spec in scenario.types.items()
+        for sub, x in _non_finite(spec.model_dump(exclude_defaults=True))
+    ]
+
+
+def _non_finite(value: object, path: tuple[PathPart, ...] = ()) -> list[tuple[tuple[PathPart, ...], float]]:
+    """Every non-finite number in a type, with its path: a type's numbers are checked whether or
+    not the scene grounds it (a ``next`` is grounded only when the scene is unrolled)."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [(path, value)]
+    if isinstance(value, dict):
+        return [found for k, v in value.items() for found in _non_finite(v, (*path, str(k)))]
+    if isinstance(value, (list, tuple)):
+        return [found for i, v in enumerate(value) for found in _non_finite(v, (*path, i))]
+    return []
 
 
 def ground(scenario: Scenario, base_dir: Path, steps: int | None = None) -> tuple[Grounding | None, list[Problem]]:
@@ -107,11 +162,17 @@ def ground(scenario: Scenario, base_dir: Path, steps: int | None = None) -> tupl
         return None, problems
     used = {scenario.entities[e] for e in scenario.entities}
     varying = _time_varying({t: types[t] for t in used}) if steps is not None else set()
+    problems = _scene_size(scenario, types, varying, steps)
+    if problems:
+        return None, problems
     builder = _Builder(scenario, types, world, varying, steps)
-    for entity, type_name in scenario.entities.items():
-        for attr, spec in types[type_name].attributes.items():
-            builder.attribute(entity, type_name, attr, spec)
-    problems += builder.problems
+    try:
+        for entity, type_name in scenario.entities.items():
+            for attr, spec in types[type_name].attributes.items():
+                builder.attribute(entity, type_name, attr, spec)
+    except _TooLarge as err:
+        return None, [err.problem]
+    problems += list(dict.fromkeys(builder.problems))  # once, not once per step
     if problems:
         return None, problems
     for name in builder.variables:
@@ -127,6 +188,61 @@ def ground(scenario: Scenario, base_dir: Path, steps: int | None = None) -> tupl
     if steps is not None:
         grounded = _at_step_zero(grounded, builder.series)
     return Grounding(grounded, builder.origin, steps, builder.series), []
+
+
+class _TooLarge(Exception):
+    """Grounding stopped: the scene grew past a limit (the problem says which)."""
+
+    def __init__(self, problem: Problem):
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def _written(mechanism: Mechanism) -> int:
+    """The numbers a mechanism writes (its prior, or its table's rows): what each grounded copy holds."""
+    if mechanism.table is not None:
+        return sum(len(row) for row in mechanism.table.values())
+    return len(mechanism.prior or ())
+
+
+def _scene_size(scenario: Scenario, types: Mapping[str, EntityType], varying: set[tuple[str, str]], steps: int | None) -> list[Problem]:
+    """The variables and numbers grounding would create, counted before anything is built:
+    every attribute of every entity is a variable, one per step (``steps + 1``) for those that
+    change over time, and each holds its own copy of the numbers of its mechanism."""
+    max_variables, max_numbers = limit("MAX_SCENE_VARIABLES"), limit("MAX_MODEL_NUMBERS")
+    variables = numbers = 0
+    for type_name in scenario.entities.values():
+        for attr, spec in types[type_name].attributes.items():
+            if steps is not None and (type_name, attr) in varying:
+                variables += steps + 1
+                numbers += _written(spec) + steps * _written(spec.next or spec)
+            else:
+                variables += 1
+                numbers += _written(spec)
+        if variables > max_variables or numbers > max_numbers:
+            break
+    entities = f"{len(scenario.entities):,} entit{'y' if len(scenario.entities) == 1 else 'ies'}"
+    if variables > max_variables:
+        if steps is None:
+            return [Problem(("entities",), f"the scene would have more than {max_variables:,} variables ({entities} x their attributes), {over('MAX_SCENE_VARIABLES')}")]
+        return [
+            Problem(
+                ("entities",),
+                f"the scene unrolled over {steps:,} steps would have more than {max_variables:,} variables ({entities} x their "
+                f"attributes x steps), {over('MAX_SCENE_VARIABLES')}: unroll fewer steps (--steps, or the largest `t` of a "
+                "watched stream)",
+            )
+        ]
+    if numbers > max_numbers:
+        at_steps = f" at each of {steps + 1:,} steps" if steps is not None and varying else ""
+        return [
+            Problem(
+                ("entities",),
+                f"the scene's tables would hold more than {max_numbers:,} numbers once grounded (each of {entities} holds "
+                f"its own copy of its type's tables{at_steps}), {over('MAX_MODEL_NUMBERS')}",
+            )
+        ]
+    return []
 
 
 def _time_varying(types: Mapping[str, EntityType]) -> set[tuple[str, str]]:
@@ -150,6 +266,21 @@ def _time_varying(types: Mapping[str, EntityType]) -> set[tuple[str, str]]:
     return varying
 
 
+@dataclass(frozen=True)
+class _Reach:
+    """What one entity reaches by one relation type, for one attribute of the reached."""
+
+    targets: list[str]
+    missing: str | None
+    """The first reached entity whose type lacks the attribute."""
+    continuous: int
+    """How many reached entities have the attribute continuous."""
+    shapeless: str | None
+    """The first reached entity whose attribute has neither states nor a normal law."""
+    varying: bool
+    """Whether the attribute of some reached entity changes over time."""
+
+
 class _Builder:
     def __init__(self, scenario: Scenario, types, world, varying, steps):
         self.scenario, self.types, self.world, self.varying, self.steps = scenario, types, world, varying, steps
@@ -158,6 +289,23 @@ class _Builder:
         self.origin: dict[str, tuple[PathPart, ...]] = {}
         self.series: dict[str, list[str]] = {}
         self.problems: list[Problem] = []
+        self.max_variables = limit("MAX_SCENE_VARIABLES")
+        self._reach: dict[tuple[str, str, str], _Reach] = {}
+        self._labels: dict[tuple[int, int], tuple[list[str] | None, Problem | None]] = {}
+
+    def put(self, name: str, variable: Variable, at: tuple[PathPart, ...]) -> None:
+        """Add a grounded variable; past ``MAX_SCENE_VARIABLES`` (the chains that fold related
+        entities come on top of the attributes counted beforehand) grounding stops."""
+        if name not in self.variables and len(self.variables) >= self.max_variables:
+            raise _TooLarge(
+                Problem(
+                    at,
+                    f"grounding the scene makes more than {self.max_variables:,} variables (with the chains that fold "
+                    f"related entities), {over('MAX_SCENE_VARIABLES')}",
+                )
+            )
+        self.variables[name] = variable
+        self.origin[name] = at
 
     def is_varying(self, entity: str, attr: str) -> bool:
         return (self.scenario.entities[entity], attr) in self.varying
@@ -194,7 +342,7 @@ class _Builder:
                     "offsets": {grounded.get(k, k): o for k, o in spec.normal.offsets.items()},
                 }
             )
-        self.variables[name] = Variable(
+        variable = Variable(
             states=spec.states,
             normal=normal,
             prior=mechanism.prior,
@@ -203,7 +351,7 @@ class _Builder:
             strength=spec.strength,
             row_strength=mechanism.row_strength,
         )
-        self.origin[name] = at
+        self.put(name, variable, at)
         return name
 
     def parent(self, entity, type_name, ref: str, mechanism: Mechanism, step: int, at, position: int) -> str | None:
@@ -218,14 +366,13 @@ class _Builder:
                 self.problems.append(Problem(at, unknown(f"attribute of {type_name}", attr, self.types[type_name].attributes)))
                 return None
             return self.name(entity, attr, step)
-        targets = [t for _, t, key in self.graph.out_edges(entity, keys=True) if key == head]
-        for target in targets:
-            target_type = self.types[self.scenario.entities[target]]
-            if attr not in target_type.attributes:
-                self.problems.append(
-                    Problem(at, f"{entity} reaches {target} by {head}, but {target}'s type has no attribute {attr!r}")
-                )
-                return None
+        reach = self.reach(entity, head, attr)
+        targets = reach.targets
+        if reach.missing is not None:
+            self.problems.append(
+                Problem(at, f"{entity} reaches {reach.missing} by {head}, but {reach.missing}'s type has no attribute {attr!r}")
+            )
+            return None
         if mechanism.aggregate is None:
             if len(targets) != 1:
                 self.problems.append(
@@ -233,27 +380,58 @@ class _Builder:
                 )
                 return None
             return self.name(targets[0], attr, step)
-        continuous = [t for t in targets if self.types[self.scenario.entities[t]].attributes[attr].normal is not None]
         if mechanism.aggregate in ("sum", "mean"):
-            if len(continuous) != len(targets):
+            if reach.continuous != len(targets):
                 self.problems.append(Problem(at, f"`{mechanism.aggregate}` folds continuous attributes; {attr} is discrete: use any or count"))
                 return None
             return self.total(entity, head, attr, targets, step, at, mechanism.aggregate)
-        if continuous:
+        if reach.continuous:
             self.problems.append(Problem(at, f"`{mechanism.aggregate}` folds discrete attributes; {attr} is continuous: use sum or mean"))
+            return None
+        if reach.shapeless is not None:  # the attribute itself is reported where it is grounded
+            self.problems.append(Problem(at, f"{reach.shapeless}'s {attr} has no `states` to fold"))
             return None
         if mechanism.aggregate == "count":
             labels = self.count_labels(mechanism, position, at)
             return None if labels is None else self.count_of(entity, head, attr, targets, step, at, labels)
         return self.any_of(entity, head, attr, targets, step, at)
 
-    def step_of(self, targets, attr, step) -> int | None:
-        return step if any(self.is_varying(t, attr) for t in targets) else None
+    def reach(self, entity: str, relation: str, attr: str) -> _Reach:
+        """The entities ``entity`` reaches by ``relation`` and what their ``attr`` is, worked out
+        once (not once per step: a hub with many relations, unrolled, would cost steps x edges)."""
+        key = (entity, relation, attr)
+        if key not in self._reach:
+            targets = [t for _, t, k in self.graph.out_edges(entity, keys=True) if k == relation]
+            specs = [self.types[self.scenario.entities[t]].attributes.get(attr) for t in targets]
+            missing = next((t for t, spec in zip(targets, specs) if spec is None), None)
+            present = [(t, spec) for t, spec in zip(targets, specs) if spec is not None]
+            self._reach[key] = _Reach(
+                targets=targets,
+                missing=missing,
+                continuous=sum(1 for _, spec in present if spec.normal is not None),
+                shapeless=next((t for t, spec in present if spec.normal is None and spec.states is None), None),
+                varying=any(self.is_varying(t, attr) for t in targets),
+            )
+        return self._reach[key]
+
+    def step_of(self, entity: str, relation: str, attr: str, step: int) -> int | None:
+        """The step a fold over the reached entities is named with (None: it does not change)."""
+        return step if self.reach(entity, relation, attr).varying else None
 
     def chain(self, base: str, targets, attr, step, at, states: list[str], first, then) -> str:
         """A chain of deterministic variables over the targets: ``first(x)`` and ``then(previous, x)``
         give the index of the state each link takes."""
         previous = None
+        widest = max(len(self.types[self.scenario.entities[t]].attributes[attr].states or ()) for t in targets)
+        size = len(states) * widest * len(states)
+        if size > limit("MAX_TABLE_NUMBERS"):
+            raise _TooLarge(
+                Problem(
+                    at,
+                    f"folding {attr} of {len(targets):,} entities into {len(states):,} states takes tables of {size:,} numbers, "
+                    f"{over('MAX_TABLE_NUMBERS')}: use fewer states (a lower \"k+\")",
+                )
+            )
         for k, target in enumerate(targets, 1):
             name = base if k == len(targets) else f"{base}#{k}"
             x = self.name(target, attr, step)
@@ -266,62 +444,79 @@ class _Builder:
                     join_key(key): _hot(len(states), then(states.index(key[0]), key[1] != own[0]))
                     for key in all_keys([states, own])
                 }
-            self.variables[name] = Variable(states=states, parents=parents, table=table, strength=1.0)
-            self.origin[name] = at
+            self.put(name, Variable(states=states, parents=parents, table=table, strength=1.0), at)
             previous = name
         return base
 
     def any_of(self, entity, relation, attr, targets, step, at) -> str:
         """no, yes: whether some target's ``attr`` is not in its first state."""
-        base = var_name(f"{entity}.{relation}", f"{attr}.any", self.step_of(targets, attr, step))
+        base = var_name(f"{entity}.{relation}", f"{attr}.any", self.step_of(entity, relation, attr, step))
         if base in self.variables:
             return base
         if not targets:
-            self.variables[base] = Variable(states=[NO, YES], prior=[1.0, 0.0], strength=1.0)
-            self.origin[base] = at
+            self.put(base, Variable(states=[NO, YES], prior=[1.0, 0.0], strength=1.0), at)
             return base
         return self.chain(base, targets, attr, step, at, [NO, YES], lambda on: int(on), lambda i, on: max(i, int(on)))
 
     def count_labels(self, mechanism: Mechanism, position: int, at) -> list[str] | None:
-        """The count parent's states, read from the table's row keys: "0", "1", ..., "k+"."""
+        """The count parent's states, read from the table's row keys: "0", "1", ..., "k+" (read
+        once per mechanism, not once per entity and step)."""
+        key = (id(mechanism), position)
+        if key not in self._labels:
+            before = len(self.problems)
+            labels = self._count_labels(mechanism, position, at)
+            self._labels[key] = (labels, self.problems[before] if len(self.problems) > before else None)
+            return labels
+        labels, problem = self._labels[key]
+        if problem is not None:
+            self.problems.append(Problem(at, problem.message))
+        return labels
+
+    def _count_labels(self, mechanism: Mechanism, position: int, at) -> list[str] | None:
         from worldmodel.rows import split_key
 
         found = {split_key(key)[position] for key in (mechanism.table or {}) if len(split_key(key)) > position}
         top = [x for x in found if x.endswith("+")]
-        if len(top) != 1 or not top[0][:-1].isdigit():
+        if len(top) != 1 or not _COUNT.match(top[0]):
             self.problems.append(Problem(at, 'a `count` parent takes row keys "0", "1", ..., "k+" (k or more): give them in the table'))
             return None
         k = int(top[0][:-1])
+        if k + 1 != len(found) and k > 40:  # not all there: never list a billion labels to say so
+            self.problems.append(Problem(at, f"a `count` parent's row keys must be 0, 1, ..., {k}+ ({k + 1:,} in all; the table has {len(found):,})"))
+            return None
         labels = [str(i) for i in range(k)] + [f"{k}+"]
         if found != set(labels):
-            self.problems.append(Problem(at, f"a `count` parent's row keys must be {', '.join(labels)}"))
+            self.problems.append(Problem(at, f"a `count` parent's row keys must be {shown(labels)}"))
             return None
         return labels
 
     def count_of(self, entity, relation, attr, targets, step, at, labels) -> str:
         """How many targets have ``attr`` not in its first state, capped at the top label ("k+")."""
-        base = var_name(f"{entity}.{relation}", f"{attr}.count", self.step_of(targets, attr, step))
+        base = var_name(f"{entity}.{relation}", f"{attr}.count", self.step_of(entity, relation, attr, step))
         if base in self.variables:
             return base
         if not targets:
-            self.variables[base] = Variable(states=labels, prior=_hot(len(labels), 0), strength=1.0)
-            self.origin[base] = at
+            self.put(base, Variable(states=labels, prior=_hot(len(labels), 0), strength=1.0), at)
             return base
         cap = len(labels) - 1
         return self.chain(base, targets, attr, step, at, labels, lambda on: min(int(on), cap), lambda i, on: min(i + int(on), cap))
 
     def total(self, entity, relation, attr, targets, step, at, how: str) -> str:
         """The sum (or mean) of the targets' continuous ``attr``: a normal variable with no noise."""
-        base = var_name(f"{entity}.{relation}", f"{attr}.{how}", self.step_of(targets, attr, step))
+        base = var_name(f"{entity}.{relation}", f"{attr}.{how}", self.step_of(entity, relation, attr, step))
         if base not in self.variables:
             xs = [self.name(t, attr, step) for t in targets]
             weight = 1.0 if how == "sum" or not xs else 1.0 / len(xs)
             law = Normal.model_construct(intercept=0.0, weights={x: weight for x in xs}, offsets={}, scale=0.0)
-            self.variables[base] = Variable.model_construct(
+            variable = Variable.model_construct(
                 states=None, normal=law, prior=None, parents=xs, table=None, strength=1.0, row_strength={}
             )
-            self.origin[base] = at
+            self.put(base, variable, at)
         return base
+
+
+_COUNT = re.compile(r"^[0-9]{1,9}\+$")
+"""The top row key of a `count` parent: ASCII digits, then "+"."""
 
 
 def _hot(n: int, i: int) -> list[float]:

@@ -8,9 +8,11 @@ non-zero; they never show a traceback for one.
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 PathPart = str | int
@@ -41,7 +43,9 @@ class ModelError(CruxError):
         super().__init__("\n".join(p.render(file) for p in self.problems))
 
 
-_PLAIN = re.compile(r"^[A-Za-z0-9_\-]+$")
+_PLAIN = re.compile(r"^[A-Za-z0-9_\-]{1,120}$")
+_PATH_CHARS = 120
+"""A name in a path is cut to this many characters (a long name would repeat in every line)."""
 
 
 def render_path(path: Iterable[PathPart]) -> str:
@@ -51,17 +55,61 @@ def render_path(path: Iterable[PathPart]) -> str:
         if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
             continue
-        text = part if _PLAIN.match(part) else json.dumps(part)
+        text = part if _PLAIN.match(part) else json.dumps(clip(part, _PATH_CHARS))
         out += f".{text}" if out else text
     return out
 
 
+_SHOWN_NAMES, _SHOWN_CHARS, _NAME_CHARS = 40, 400, 80
+"""At most this many names, this many characters of them, and this many characters of one name
+in a message: an error about a file never grows faster than the file (a row that repeats a long
+list of states, once per bad row, would)."""
+
+_SUGGEST_FROM, _SUGGEST_LENGTH = 5_000, 200
+"""``did you mean`` compares a name with at most this many candidates, and only names up to this
+long: difflib's ratio is quadratic in the lengths, so a long name would make a CPU bomb."""
+
+
+def clip(text: str, limit: int = _NAME_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (``aaaa... (5000 characters)``)."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}... ({len(text):,} characters)"
+
+
+def short(name: object, limit: int = _NAME_CHARS) -> str:
+    """``repr(name)``, cut to about ``limit`` characters (``'aaaa... (5000 characters)``)."""
+    text = repr(name)
+    return text if len(text) <= limit else f"{text[: limit - 3]}... ({len(text):,} characters)"
+
+
+def _sized(items: Iterable[object]) -> Sequence[object] | Mapping[object, object] | AbstractSet[object]:
+    """``items`` as a collection with a length, copied only if it is a bare iterator: a message
+    about one name must not cost a copy of a million valid ones."""
+    return items if isinstance(items, (Sequence, Mapping, AbstractSet)) else list(items)
+
+
+def shown(names: Iterable[object]) -> str:
+    """Names joined by ", ", cut to 40 names and about 400 characters (``a, b, ... (5000 in all)``)."""
+    names = _sized(names)
+    out: list[str] = []
+    used = 0
+    for name in itertools.islice(iter(names), _SHOWN_NAMES):
+        text = clip(str(name))
+        if out and used + len(text) > _SHOWN_CHARS:
+            break
+        out.append(text)
+        used += len(text) + 2
+    if len(out) < len(names):
+        out.append(f"... ({len(names)} in all)")
+    return ", ".join(out)
+
+
 def unknown(kind: str, name: object, valid: Iterable[str]) -> str:
     """``unknown state 'wte' of road; did you mean 'wet'? valid: dry, wet``."""
-    valid = list(valid)
-    message = f"unknown {kind} {name!r}"
-    close = difflib.get_close_matches(str(name), valid, n=1, cutoff=0.6)
-    if close:
-        message += f"; did you mean {close[0]!r}?"
-    shown = ", ".join(valid[:40]) + (f", ... ({len(valid)} in all)" if len(valid) > 40 else "")
-    return f"{message} (valid: {shown})" if valid else f"{message} (there are none)"
+    valid = _sized(valid)
+    message = f"unknown {kind} {short(name)}"
+    if len(str(name)) <= _SUGGEST_LENGTH and len(valid) <= _SUGGEST_FROM:
+        candidates = [str(v) for v in valid if len(str(v)) <= _SUGGEST_LENGTH]
+        close = difflib.get_close_matches(str(name), candidates, n=1, cutoff=0.6)
+        if close:
+            message += f"; did you mean {short(close[0])}?"
+    return f"{message} (valid: {shown(valid)})" if valid else f"{message} (there are none)"

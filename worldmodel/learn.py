@@ -33,7 +33,7 @@ import torch
 import yaml
 
 from worldmodel.compile import BeliefState, Network
-from worldmodel.entities import ground
+from worldmodel.entities import ground, library_path
 from worldmodel.errors import CruxError, ModelError, PathPart, unknown
 from worldmodel.load import read_data, read_text, validate_data
 from worldmodel.rows import split_key
@@ -513,7 +513,10 @@ class _Libraries:
             return None
         for i, ref in enumerate(self.data.get("use") or []):
             if i not in self.loaded:
-                self.loaded[i] = copy.deepcopy(_plain(read_data((self.base_dir / ref).resolve())))
+                where = library_path(self.base_dir, ref)  # confined to the scenario's folder, as validation was
+                if isinstance(where, str):
+                    raise CruxError(f"use[{i}]: {where}")
+                self.loaded[i] = copy.deepcopy(_plain(read_data(where, regular_only=True)))
             if type_name in (self.loaded[i].get("types") or {}):
                 return i
         raise CruxError(f"type {type_name!r} is in no file (a bug in crux learn)")

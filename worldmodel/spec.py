@@ -10,6 +10,7 @@ hide the problems of the others.
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
@@ -44,7 +45,14 @@ def _require_string(value: Any) -> Any:
         raise ValueError(f"read as the date {value.isoformat()}, not a name: quote it (\"{value}\")")
     if isinstance(value, (int, float)):
         raise ValueError(f"read as the number {value!r}, not a name: quote it (\"{value}\")")
+    if isinstance(value, str) and (bad := _CONTROL.search(value)):
+        raise ValueError(f"contains the control character {bad.group()!r}: a name is printable text")
     return value
+
+
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+"""Control characters (all but tab): in a name they would garble every message that quotes it,
+or drive the terminal that shows it."""
 
 
 def _require_version(value: Any) -> Any:

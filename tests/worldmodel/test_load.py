@@ -238,7 +238,7 @@ BROKEN = [
     ),
     pytest.param(
         put(var("road", "prior"), ["0.6", 0.4]),
-        ["world.variables.road.prior[0]: input should be a valid number, got '0.6'"],
+        ["world.variables.road.prior[0]: input should be a valid number, got '0.6': it is quoted text; write the number without quotes"],
         id="prior-quoted-number",
     ),
     pytest.param(
@@ -614,7 +614,7 @@ BROKEN = [
     ),
     pytest.param(
         put(("parties", "human", "values", "harm", "cat"), "-300"),
-        ["parties.human.values.harm.cat: input should be a valid number, got '-300'"],
+        ["parties.human.values.harm.cat: input should be a valid number, got '-300': it is quoted text; write the number without quotes"],
         id="values-quoted-number",
     ),
     pytest.param(
@@ -921,7 +921,7 @@ def test_bare_yes_inside_a_multi_parent_row_key_is_a_string(write, example_path:
 
 def test_duplicate_top_level_key(write) -> None:
     expect_problems(
-        write("crux: 1\nname: a\nname: b\n"), "line 3, column 1: duplicate key 'name': each key may appear once"
+        write("crux: 1\nname: a\nname: b\n"), "line 3, column 1: the key 'name' is given twice in one mapping: give each key once"
     )
 
 
@@ -931,7 +931,7 @@ def test_duplicate_row_key_names_its_line(write, example_path: Path) -> None:
         "        wet, continue:  [0.10, 0.90]\n        wet, continue:  [0.20, 0.80]\n",
     )
     line = text.splitlines().index("        wet, continue:  [0.20, 0.80]") + 1
-    expect_problems(write(text), f"line {line}, column 9: duplicate key 'wet, continue': each key may appear once")
+    expect_problems(write(text), f"line {line}, column 9: the key 'wet, continue' is given twice in one mapping: give each key once")
 
 
 @pytest.mark.parametrize(
@@ -967,7 +967,7 @@ NOT_A_MAPPING = "a scenario file holds a mapping (crux, name, world, ...), not"
         ("list.yaml", "- crux: 1\n- name: x\n", f"{NOT_A_MAPPING} a list"),
         ("scalar.yaml", "hello\n", f"{NOT_A_MAPPING} a string"),
         ("list.json", "[1, 2]", f"{NOT_A_MAPPING} a list"),
-        ("dup.json", '{"crux": 1, "crux": 1}', "duplicate key 'crux': each key may appear once"),
+        ("dup.json", '{"crux": 1, "crux": 1}', "the key 'crux' is given twice in one object: give each key once"),
         (
             "syntax.json",
             '{\n  "crux": 1,\n  "name": "x",\n}\n',
