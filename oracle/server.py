@@ -44,7 +44,6 @@ import ipaddress
 import json
 import logging
 import math
-import sys
 import threading
 import time
 from collections import OrderedDict, deque
@@ -65,6 +64,8 @@ from oracle.device import resolve_device
 from oracle.oracle import MAX_BYTES, METHODS, Method, Oracle
 from oracle.query import Answer, Query, QueryError, resolve
 from worldmodel.errors import CruxError, unknown
+from worldmodel.jsontext import NotStandardJson
+from worldmodel.jsontext import loads as strict_json
 from worldmodel.model import Model
 
 log = logging.getLogger("crux.server")
@@ -735,51 +736,13 @@ def is_loopback_authority(host: str) -> bool:
     return bool(name) and is_loopback(name)
 
 
-class _NotStandardJson(Exception):
-    """A body Python's json reads but standard JSON does not allow (or this server will not)."""
-
-
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) < len(pairs):
-        seen: set[str] = set()
-        key = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        shown = key if len(key) <= 40 else key[:40] + "..."
-        raise _NotStandardJson(f"the key {shown!r} is given twice in one object: give each key once")
-    return out
-
-
-def _integer(text: str) -> int:
-    if len(text) < 309:  # fits a double (the common case, kept cheap)
-        return int(text)
-    digits = len(text.lstrip("-"))  # read only if it can fit: Python will not read 4,300 digits and more
-    value = int(text) if digits <= 309 else None
-    if value is None or abs(value) > sys.float_info.max:
-        raise _NotStandardJson(
-            f"a number of {digits:,} digits is too large: numbers must fit a double (at most about 1.8e308)"
-        )
-    return value
-
-
-def _real(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        shown = text if len(text) <= 40 else text[:40] + "..."
-        raise _NotStandardJson(f"the number {shown} is too large: numbers must fit a double (at most about 1.8e308)")
-    return value
-
-
-def _constant(name: str) -> None:
-    raise _NotStandardJson(f"{name} is not a JSON number: send finite numbers only (JSON has no NaN or Infinity)")
-
-
 def json_problem(body: bytes) -> str | None:
     """What keeps ``body`` from being standard JSON this server reads (UTF-8, no ``NaN`` or
     ``Infinity``, every number within a double's range, no key twice in one object), or None."""
     try:
         text = body.decode("utf-8")  # not json's guess among UTF-8, -16 and -32: JSON over a network is UTF-8
-        json.loads(text, object_pairs_hook=_object, parse_int=_integer, parse_float=_real, parse_constant=_constant)
-    except _NotStandardJson as err:
+        strict_json(text)
+    except NotStandardJson as err:
         return str(err)
     except json.JSONDecodeError as err:
         return f"the body is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}"

@@ -52,6 +52,8 @@ from oracle.query import Query, QueryError
 from worldmodel.compile import BeliefState
 from worldmodel.entities import library_types
 from worldmodel.errors import CruxError, ModelError, unknown
+from worldmodel.jsontext import NotStandardJson
+from worldmodel.jsontext import loads as strict_json
 from worldmodel.load import read_data, read_text, validate_data
 from worldmodel.model import Model
 from worldmodel.spec import EntityType, Scenario
@@ -121,9 +123,13 @@ def parse_observations(lines: Iterable[str], source: str = "observations") -> li
             continue
         where = f"{source}: line {n}"
         try:
-            record = json.loads(line)
+            record = strict_json(line)
         except json.JSONDecodeError as err:
             raise CruxError(f"{where}: not valid JSON: {err.msg} (column {err.colno})") from None
+        except NotStandardJson as err:
+            raise CruxError(f"{where}: {err}") from None
+        except RecursionError:
+            raise CruxError(f"{where}: nested too deeply: one observation object a line") from None
         if not isinstance(record, dict):
             raise CruxError(f"{where}: an observation is an object {{\"t\", \"entity\", \"attribute\", \"value\"}}")
         for key in record:

@@ -16,6 +16,7 @@ from dialogue.cli.render import print_answer
 from oracle.oracle import Oracle
 from oracle.query import Query, QueryError, parse_assignment, parse_question, resolve
 from worldmodel.errors import CruxError
+from worldmodel.jsontext import loads as strict_json
 from worldmodel.load import read_text
 from worldmodel.model import Model, check_model_format, load_model
 
@@ -97,29 +98,13 @@ def finite_json(data: dict) -> str:
 
 
 def _strict_json(text: str):
-    """A JSON value, refusing what Python's json lets through: a key given twice in one object (the
-    last would win silently), NaN and Infinity (not JSON, and no probability), and numbers too long
-    to read."""
-
-    def pairs(items: list[tuple[str, object]]) -> dict:
-        out: dict = {}
-        for key, value in items:
-            if key in out:
-                raise ValueError(f"the key {key!r} is given twice in one object: give it once")
-            out[key] = value
-        return out
-
-    def constant(word: str):
-        raise ValueError(f"{word} is not a number JSON knows: give a finite number")
-
+    """A JSON value, refusing what Python's json lets through (:mod:`worldmodel.jsontext`)."""
     try:
-        return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+        return strict_json(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"not JSON: {err.msg} (column {err.colno})") from None
-    except ValueError as err:
-        if "Exceeds the limit" in str(err):  # Python's cap on the digits of an integer
-            raise ValueError("a number with thousands of digits: give a number of ordinary size") from None
-        raise
+    except RecursionError:
+        raise ValueError("nested too deeply: one query object a line") from None
 
 
 def read_batch(path: Path, model: Model) -> list[Query]:

@@ -151,5 +151,5 @@ def test_a_batch_line_with_a_key_twice_or_no_finite_number_is_refused(tmp_path):
     result = crux("ask", str(CANONICAL), "--batch", str(batch))
     assert result.exit_code == 1 and result.stdout == ""
     assert "line 1: the key 'outcomes' is given twice" in result.stderr
-    assert "line 2: Infinity is not a number" in result.stderr
-    assert "line 4: a number with thousands of digits" in result.stderr and "line 3" not in result.stderr
+    assert "line 2: Infinity is not a JSON number" in result.stderr
+    assert "line 4: a number of 6,000 digits is too large" in result.stderr and "line 3" not in result.stderr
