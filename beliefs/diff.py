@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from beliefs.facts import informs
-from beliefs.graph import BeliefGraph
-from oracle.oracle import Oracle
-from oracle.query import Query
+from crux.beliefs.facts import informs
+from crux.beliefs.graph import BeliefGraph
+from crux.oracle.oracle import Oracle
+from crux.oracle.query import Query
 
 TOLERANCE = 1e-6
 

@@ -13,11 +13,11 @@ import json
 
 import networkx as nx
 
-from beliefs.diff import upstream_variables
-from beliefs.facts import informs
-from beliefs.graph import BeliefGraph
-from oracle.oracle import Oracle
-from oracle.query import Query
+from crux.beliefs.diff import upstream_variables
+from crux.beliefs.facts import informs
+from crux.beliefs.graph import BeliefGraph
+from crux.oracle.oracle import Oracle
+from crux.oracle.query import Query
 
 
 def belief_graph(graph: BeliefGraph, oracle: Oracle) -> nx.DiGraph:

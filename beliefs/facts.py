@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worldmodel.spec import Fact
+from crux.worldmodel.spec import Fact
 
 __all__ = ["Fact", "informs", "with_reliability"]
 

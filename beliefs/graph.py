@@ -11,9 +11,9 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Literal
 
-from beliefs.facts import informs, with_reliability
-from worldmodel.compile import BeliefState, Network, compile_beliefs, with_fact
-from worldmodel.spec import Fact, Scenario
+from crux.beliefs.facts import informs, with_reliability
+from crux.worldmodel.compile import BeliefState, Network, compile_beliefs, with_fact
+from crux.worldmodel.spec import Fact, Scenario
 
 Status = Literal["held", "accepted", "rejected"]
 

@@ -83,16 +83,16 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from beliefs.graph import BeliefGraph
-from dialogue.cruxes import unshared
-from dialogue.diagnosis import FULL_CELLS, Diagnosis
-from dialogue.evaluate import Evaluator
-from oracle.oracle import Oracle
-from values.information import observation_value
-from values.utility import Utility
-from worldmodel.load import validate_data
-from worldmodel.model import Model
-from worldmodel.spec import Scenario
+from crux.beliefs.graph import BeliefGraph
+from crux.dialogue.cruxes import unshared
+from crux.dialogue.diagnosis import FULL_CELLS, Diagnosis
+from crux.dialogue.evaluate import Evaluator
+from crux.oracle.oracle import Oracle
+from crux.values.information import observation_value
+from crux.values.utility import Utility
+from crux.worldmodel.load import validate_data
+from crux.worldmodel.model import Model
+from crux.worldmodel.spec import Scenario
 
 KINDS = ("facts", "values", "both", "priors", "rejects", "inert")
 EXPECTED_KIND = {

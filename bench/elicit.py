@@ -82,13 +82,13 @@ import torch
 import yaml
 
 from bench.machine import describe
-from dialogue.elicitation import Elicitation
-from dialogue.session import run_session
-from oracle.oracle import Oracle
-from values.expected import action_marginals
-from values.utility import Utility, choose
-from worldmodel.errors import CruxError
-from worldmodel.model import Model, load_model
+from crux.dialogue.elicitation import Elicitation
+from crux.dialogue.session import run_session
+from crux.oracle.oracle import Oracle
+from crux.values.expected import action_marginals
+from crux.values.utility import Utility, choose
+from crux.worldmodel.errors import CruxError
+from crux.worldmodel.model import Model, load_model
 
 DECISION = "action"
 TARGET_TRUE_CHOICE = 0.98

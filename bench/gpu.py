@@ -47,10 +47,10 @@ def timed(device, fn):
 def measure(name: str, path: Path, devices: list, batches: list[int], mixed_max: int, particles: int, seed: int) -> dict:
     import torch
 
-    from oracle.oracle import Oracle
-    from oracle.query import Query
-    from oracle.sample import Sampler
-    from worldmodel.model import load_model
+    from crux.oracle.oracle import Oracle
+    from crux.oracle.query import Query
+    from crux.oracle.sample import Sampler
+    from crux.worldmodel.model import load_model
 
     model = load_model(path)
     net = model.network

@@ -245,9 +245,9 @@ def probe_semantics() -> dict[str, str]:
     d-separates A from C, so d-separation pruning never weighs A's impossible evidence."""
     import pyagrum as gum
 
-    from oracle.oracle import Oracle
-    from oracle.query import Query, QueryError
-    from worldmodel.model import load_model
+    from crux.oracle.oracle import Oracle
+    from crux.oracle.query import Query, QueryError
+    from crux.worldmodel.model import load_model
 
     text = """network probe { }
 variable A { type discrete [ 2 ] { a0, a1 }; }
@@ -360,7 +360,7 @@ def max_diff(ours: list[np.ndarray], theirs: list[np.ndarray]) -> float | None:
 def forget(oracle, collect: bool = True) -> None:
     """Back to a cold oracle: no contraction path found, no structure compiled, no junction tree
     built, nothing kept (and, with ``collect``, the garbage collected)."""
-    from oracle import exact as exact_module
+    from crux.oracle import exact as exact_module
 
     exact_module._plan.cache_clear()
     oracle._tree = False
@@ -376,15 +376,15 @@ def run_network(name: str, path: str, opts: dict) -> dict:
     warnings.filterwarnings("ignore")
     import torch
 
-    from oracle import exact as exact_module
-    from oracle.oracle import Oracle
-    from oracle.query import Query
+    from crux.oracle import exact as exact_module
+    from crux.oracle.oracle import Oracle
+    from crux.oracle.query import Query
 
     if opts["threads"]:
         torch.set_num_threads(opts["threads"])
     res: dict = {"network": name, "rss_base_mb": maxrss_mb()}
     t = time.perf_counter()
-    from worldmodel.model import load_model
+    from crux.worldmodel.model import load_model
 
     model = load_model(path)
     res["crux_load_s"] = time.perf_counter() - t
@@ -456,7 +456,7 @@ def run_network(name: str, path: str, opts: dict) -> dict:
     # Crux sampler over the whole network (Sampler.marginals, no pruning): warm-up, then
     # forward samples (no evidence, no intervention); then the oracle's path, which samples
     # only the target's ancestors.
-    from oracle.sample import Sampler
+    from crux.oracle.sample import Sampler
 
     last = net.order[-1]
     full = {v: world.mean(v).unsqueeze(0).to(oracle.device) for v in net.order}
@@ -639,7 +639,7 @@ def run_readers(folder: str) -> list[dict]:
     warnings.filterwarnings("ignore")
     import pyagrum as gum
 
-    from worldmodel.model import load_model
+    from crux.worldmodel.model import load_model
 
     out = []
     for path in sorted(Path(folder).glob("*.bif.gz")):
@@ -899,7 +899,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = {k: getattr(args, k) for k in (
         "queries", "seed", "device", "single", "pgmpy_queries", "phase_seconds", "particles",
         "pyagrum_samples", "pgmpy_samples", "threads")}
-    from oracle.device import resolve_device
+    from crux.oracle.device import resolve_device
 
     device = resolve_device(args.device)
     system = {

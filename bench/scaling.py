@@ -83,11 +83,11 @@ from typing import Any
 import torch
 import yaml
 
-from oracle.exact import ExactEngine, relevant
-from oracle.oracle import Oracle
-from oracle.query import Query, resolve
-from worldmodel.load import read_data, validate_data
-from worldmodel.model import Model
+from crux.oracle.exact import ExactEngine, relevant
+from crux.oracle.oracle import Oracle
+from crux.oracle.query import Query, resolve
+from crux.worldmodel.load import read_data, validate_data
+from crux.worldmodel.model import Model
 
 SIZES = (10, 100, 1_000, 10_000)
 LIBRARIES = (0, 50, 500)
@@ -293,7 +293,7 @@ class Phases:
 
 def clear_plans() -> None:
     """Empty the exact engine's contraction-path cache, so that a first call finds its path."""
-    plan = getattr(importlib.import_module("oracle.exact"), "_plan", None)
+    plan = getattr(importlib.import_module("crux.oracle.exact"), "_plan", None)
     if plan is not None and hasattr(plan, "cache_clear"):
         plan.cache_clear()
 
@@ -312,10 +312,10 @@ def compile_scene(data: dict[str, Any], base_dir: Path, device: str) -> tuple[Mo
     """validate_data + Model.from_scenario + the agent's beliefs + Oracle, with phases timed."""
     phases = Phases()
     with (
-        phases.wrap("worldmodel.entities", "library_types", "library"),
-        phases.wrap("worldmodel.load", "read_data", "lib yaml"),
-        phases.wrap("worldmodel.load", "ground", "ground"),
-        phases.wrap("worldmodel.load", "check", "checks"),
+        phases.wrap("crux.worldmodel.entities", "library_types", "library"),
+        phases.wrap("crux.worldmodel.load", "read_data", "lib yaml"),
+        phases.wrap("crux.worldmodel.load", "ground", "ground"),
+        phases.wrap("crux.worldmodel.load", "check", "checks"),
     ):
         start = time.perf_counter()
         scenario, problems = validate_data(data, base_dir=base_dir)

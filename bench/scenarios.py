@@ -84,7 +84,7 @@ def generated(seed: int, n_variables: int = 30, n_facts: int = 10) -> dict:
 def from_bif(path: str, seed: int = 0, n_facts: int = 20) -> dict:
     """A bnlearn network (a ``.bif``/``.bif.gz`` Crux reads) as a scenario: a 3-action decision
     added as a parent of 2-4 variables, 2-3 outcomes downstream of them, facts and differences."""
-    from worldmodel.bif import read_bif
+    from crux.worldmodel.bif import read_bif
 
     network, beliefs, _ = read_bif(path)
     name = Path(path).name.split(".")[0]  # bnlearn's files all call their network "unknown"

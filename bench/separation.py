@@ -75,12 +75,12 @@ from pathlib import Path
 
 from bench.constructions import KINDS, Case, Context, Move, generate_cases, large_scenario
 from bench.machine import describe
-from beliefs.graph import BeliefGraph, FactRecord
-from dialogue.cruxes import rank_cruxes
-from dialogue.diagnosis import Diagnosis
-from dialogue.engine import CELL_NAMES
-from dialogue.protocol import Diagnosed, Offered, Responded
-from dialogue.session import run_session
+from crux.beliefs.graph import BeliefGraph, FactRecord
+from crux.dialogue.cruxes import rank_cruxes
+from crux.dialogue.diagnosis import Diagnosis
+from crux.dialogue.engine import CELL_NAMES
+from crux.dialogue.protocol import Diagnosed, Offered, Responded
+from crux.dialogue.session import run_session
 
 SHORT = {name: "".join(p[0] for p in key) for key, name in CELL_NAMES.items()}
 """Report cell names ("agent beliefs, human values") to the short ones ("ah")."""

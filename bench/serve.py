@@ -239,8 +239,8 @@ async def loopback(args: argparse.Namespace, max_batch: int, window_ms: float, e
 @asynccontextmanager
 async def in_process(args: argparse.Namespace, max_batch: int, window_ms: float):
     """The same app in this process, reached through ``httpx.ASGITransport``."""
-    from oracle.server import create_app
-    from worldmodel.model import load_model
+    from crux.oracle.server import create_app
+    from crux.worldmodel.model import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

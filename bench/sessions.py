@@ -126,7 +126,7 @@ class Timings:
 def timed_engine() -> Iterator[Timings]:
     """Time ``Engine._advance`` (less ``conclude``), ``Engine.start``/``handle`` (less ``conclude``)
     and ``dialogue.engine.conclude`` while the block runs; the originals are put back after it."""
-    import dialogue.engine as engine_module
+    import crux.dialogue.engine as engine_module
 
     Engine = engine_module.Engine
     missing = [n for n, ok in (("Engine._advance", hasattr(Engine, "_advance")), ("conclude", hasattr(engine_module, "conclude"))) if not ok]
@@ -216,9 +216,9 @@ def crux_command() -> list[str]:
 
 def in_process(path: Path, device: str, rec: Timings) -> dict:
     """One headless session in this process, timed; a row of figures (``error`` where it raised)."""
-    from dialogue.session import run_session
-    from oracle.oracle import Oracle
-    from worldmodel.model import load_model
+    from crux.dialogue.session import run_session
+    from crux.oracle.oracle import Oracle
+    from crux.worldmodel.model import load_model
 
     row: dict = {}
     try:

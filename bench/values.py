@@ -19,9 +19,9 @@ import time
 
 import torch
 
-from oracle.oracle import Oracle
-from values.infer import free_states, infer_values, normalise, simulate_choices
-from worldmodel.model import load_model
+from crux.oracle.oracle import Oracle
+from crux.values.infer import free_states, infer_values, normalise, simulate_choices
+from crux.worldmodel.model import load_model
 
 CANONICAL = os.path.join(os.path.dirname(__file__), "..", "examples", "squirrel_or_cat.yaml")
 

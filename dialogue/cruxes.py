@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from beliefs.graph import BeliefGraph
-from dialogue.diagnosis import Diagnosis
-from dialogue.evaluate import Evaluator
+from crux.beliefs.graph import BeliefGraph
+from crux.dialogue.diagnosis import Diagnosis
+from crux.dialogue.evaluate import Evaluator
 
 OTHER = {"agent": "human", "human": "agent"}
 

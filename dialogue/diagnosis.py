@@ -19,7 +19,7 @@ from typing import Literal
 
 import torch
 
-from values.utility import choose
+from crux.values.utility import choose
 
 Kind = Literal["agree", "belief", "value", "both", "unknown"]
 Cell = tuple[str, str]

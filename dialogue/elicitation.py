@@ -18,10 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from dialogue.protocol import Answered, Asked, Conflicted, Declined, Elicited, Eliciting, Withdrawn
-from oracle.oracle import Oracle
-from values.elicit import NOTHING_TO_LEARN, Elicitor, Question
-from worldmodel.compile import BeliefState
+from crux.dialogue.protocol import Answered, Asked, Conflicted, Declined, Elicited, Eliciting, Withdrawn
+from crux.oracle.oracle import Oracle
+from crux.values.elicit import NOTHING_TO_LEARN, Elicitor, Question
+from crux.worldmodel.compile import BeliefState
 
 
 @dataclass(frozen=True)

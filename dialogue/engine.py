@@ -27,13 +27,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from beliefs.graph import BeliefGraph, FactRecord
-from dialogue.cruxes import Crux, rank_cruxes, unshared
-from dialogue.diagnosis import Diagnosis
-from dialogue.elicitation import Elicitation, ValueStep, intervals
-from dialogue.evaluate import Evaluator
-from dialogue.final import conclude
-from dialogue.protocol import (
+from crux.beliefs.graph import BeliefGraph, FactRecord
+from crux.dialogue.cruxes import Crux, rank_cruxes, unshared
+from crux.dialogue.diagnosis import Diagnosis
+from crux.dialogue.elicitation import Elicitation, ValueStep, intervals
+from crux.dialogue.evaluate import Evaluator
+from crux.dialogue.final import conclude
+from crux.dialogue.protocol import (
     OBSERVATION_PREFIX,
     Answer,
     Asked,
@@ -59,11 +59,11 @@ from dialogue.protocol import (
     ValuesChanged,
     Withdraw,
 )
-from oracle.oracle import Oracle
-from values.utility import Utility, split_values
-from worldmodel.errors import CruxError, unknown
-from worldmodel.model import Model
-from worldmodel.spec import UNKNOWN, Fact
+from crux.oracle.oracle import Oracle
+from crux.values.utility import Utility, split_values
+from crux.worldmodel.errors import CruxError, unknown
+from crux.worldmodel.model import Model
+from crux.worldmodel.spec import UNKNOWN, Fact
 
 CELL_NAMES = {
     ("a", "a"): "agent beliefs, agent values",

@@ -6,11 +6,11 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from beliefs.graph import BeliefGraph
-from dialogue.diagnosis import FULL_CELLS, PREDICT_CELLS, Diagnosis, diagnose
-from oracle.oracle import Oracle
-from values.expected import action_marginals
-from values.utility import Utility
+from crux.beliefs.graph import BeliefGraph
+from crux.dialogue.diagnosis import FULL_CELLS, PREDICT_CELLS, Diagnosis, diagnose
+from crux.oracle.oracle import Oracle
+from crux.values.expected import action_marginals
+from crux.values.utility import Utility
 
 Pair = tuple[BeliefGraph, BeliefGraph]
 """(agent's beliefs, human's beliefs)."""

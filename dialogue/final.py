@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from beliefs.diff import differences
-from beliefs.graph import BeliefGraph
-from dialogue.diagnosis import Diagnosis
-from dialogue.evaluate import Evaluator
-from dialogue.protocol import Concluded
-from values.expected import action_marginals
-from values.information import observation_value, row_values
-from values.tradeoffs import tradeoff, value_conflicts
+from crux.beliefs.diff import differences
+from crux.beliefs.graph import BeliefGraph
+from crux.dialogue.diagnosis import Diagnosis
+from crux.dialogue.evaluate import Evaluator
+from crux.dialogue.protocol import Concluded
+from crux.values.expected import action_marginals
+from crux.values.information import observation_value, row_values
+from crux.values.tradeoffs import tradeoff, value_conflicts
 
 MATTERS = 1e-9
 """Value of information below this is taken as zero: the difference cannot change a choice."""

@@ -12,12 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from dialogue.protocol import Answer, Asked, Conflicted, Decide, Diagnosed, Offered, Respond, Withdraw
-from values.elicit import preferred
-from values.utility import split_values
-from worldmodel.compile import Network
-from worldmodel.errors import CruxError
-from worldmodel.spec import Responds, Scenario
+from crux.dialogue.protocol import Answer, Asked, Conflicted, Decide, Diagnosed, Offered, Respond, Withdraw
+from crux.values.elicit import preferred
+from crux.values.utility import split_values
+from crux.worldmodel.compile import Network
+from crux.worldmodel.errors import CruxError
+from crux.worldmodel.spec import Responds, Scenario
 
 
 class Party(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dialogue.protocol import (
+from crux.dialogue.protocol import (
     Answered,
     Asked,
     Concluded,

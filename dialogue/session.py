@@ -13,15 +13,15 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
-from dialogue.elicitation import Elicitation
-from dialogue.engine import Engine
-from dialogue.parties import Agent, Human, Party, ScriptedHuman
-from dialogue.protocol import Decided, Diagnosed, Eliciting, Message, Mode, Started, dump, message_of
-from dialogue.report import build_report, render
-from dialogue.transcript import Transcript, read_events
-from oracle.oracle import Oracle
-from worldmodel.errors import CruxError
-from worldmodel.model import Model
+from crux.dialogue.elicitation import Elicitation
+from crux.dialogue.engine import Engine
+from crux.dialogue.parties import Agent, Human, Party, ScriptedHuman
+from crux.dialogue.protocol import Decided, Diagnosed, Eliciting, Message, Mode, Started, dump, message_of
+from crux.dialogue.report import build_report, render
+from crux.dialogue.transcript import Transcript, read_events
+from crux.oracle.oracle import Oracle
+from crux.worldmodel.errors import CruxError
+from crux.worldmodel.model import Model
 
 
 def file_digest(path: str | Path) -> str:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from dialogue.protocol import EVENT, dump
-from worldmodel.errors import CruxError
+from crux.dialogue.protocol import EVENT, dump
+from crux.worldmodel.errors import CruxError
 
 
 class Transcript:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from beliefs.diff import Difference, differences
-from dialogue.diagnosis import Diagnosis
-from dialogue.elicitation import intervals
-from dialogue.protocol import (
+from crux.beliefs.diff import Difference, differences
+from crux.dialogue.diagnosis import Diagnosis
+from crux.dialogue.elicitation import intervals
+from crux.dialogue.protocol import (
     Answered,
     Asked,
     Concluded,
@@ -29,11 +29,11 @@ from dialogue.protocol import (
     ValuesChanged,
     Withdrawn,
 )
-from dialogue.report import edits, given_text, named_numbers, share_note, stopped_text
-from dialogue.session import LiveSession
-from oracle.query import Distribution, Query
-from values.tradeoffs import ValueConflict, tradeoff, value_conflicts
-from worldmodel.spec import UNKNOWN
+from crux.dialogue.report import edits, given_text, named_numbers, share_note, stopped_text
+from crux.dialogue.session import LiveSession
+from crux.oracle.query import Distribution, Query
+from crux.values.tradeoffs import ValueConflict, tradeoff, value_conflicts
+from crux.worldmodel.spec import UNKNOWN
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from worldmodel.errors import CruxError
+from crux.worldmodel.errors import CruxError
 
 DEVICES = ("auto", "cpu", "cuda")
 

@@ -19,9 +19,9 @@ from functools import lru_cache
 import opt_einsum
 import torch
 
-from oracle.paths import elimination_path
-from oracle.query import QueryError
-from worldmodel.compile import Network
+from crux.oracle.paths import elimination_path
+from crux.oracle.query import QueryError
+from crux.worldmodel.compile import Network
 
 _SAMPLE, _BATCH = opt_einsum.get_symbol(0), opt_einsum.get_symbol(1)
 _COMPILED_CELLS = 1 << 20

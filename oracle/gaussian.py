@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from oracle.query import QueryError
-from worldmodel.compile import BeliefState, Network
+from crux.oracle.query import QueryError
+from crux.worldmodel.compile import BeliefState, Network
 
 Z90 = 1.6448536269514722
 """The standard normal's 95% quantile: mean +- Z90 * sd is the 90% interval."""

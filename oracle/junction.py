@@ -38,9 +38,9 @@ import networkx as nx
 import opt_einsum
 import torch
 
-from oracle.exact import _letters, _plan
-from oracle.paths import elimination_path
-from worldmodel.compile import Network
+from crux.oracle.exact import _letters, _plan
+from crux.oracle.paths import elimination_path
+from crux.worldmodel.compile import Network
 
 
 @dataclass(frozen=True)

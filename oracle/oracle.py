@@ -16,17 +16,17 @@ from typing import Literal
 import networkx as nx
 import torch
 
-from oracle.device import resolve_device
-from oracle.exact import ExactEngine, ImpossibleEvidence, TooLarge, relevant
-from oracle.gaussian import Z90, gaussian_marginals
-from oracle.junction import JunctionTree
-from oracle.params import draw_tables
-from oracle.query import (
+from crux.oracle.device import resolve_device
+from crux.oracle.exact import ExactEngine, ImpossibleEvidence, TooLarge, relevant
+from crux.oracle.gaussian import Z90, gaussian_marginals
+from crux.oracle.junction import JunctionTree
+from crux.oracle.params import draw_tables
+from crux.oracle.query import (
     Answer, Density, Distribution, Query, QueryError, Resolved, Resolver, index_of_state, resolve, variable_name,
 )
-from oracle.sample import Sampler
-from worldmodel.compile import BeliefState
-from worldmodel.model import Model
+from crux.oracle.sample import Sampler
+from crux.worldmodel.compile import BeliefState
+from crux.worldmodel.model import Model
 
 INTERVAL = (0.05, 0.95)
 """Quantiles of the 90% credible interval."""

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import torch
 
-from worldmodel.compile import BeliefState
+from crux.worldmodel.compile import BeliefState
 
 
 def _draw(alpha: torch.Tensor, samples: int) -> torch.Tensor:

@@ -15,8 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worldmodel.compile import Network, Party
-from worldmodel.errors import CruxError, unknown
+from crux.worldmodel.compile import Network, Party
+from crux.worldmodel.errors import CruxError, unknown
 
 
 class QueryError(CruxError):

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import torch
 from pyro.distributions import Normal as NormalLaw
 
-from oracle.exact import ImpossibleEvidence
-from worldmodel.compile import Network
-from worldmodel.spec import Normal
+from crux.oracle.exact import ImpossibleEvidence
+from crux.worldmodel.compile import Network
+from crux.worldmodel.spec import Normal
 
 QUANTILES = (0.05, 0.95)
 

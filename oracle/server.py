@@ -60,13 +60,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from oracle.device import resolve_device
-from oracle.oracle import MAX_BYTES, METHODS, Method, Oracle
-from oracle.query import Answer, Query, QueryError, resolve
-from worldmodel.errors import CruxError, unknown
-from worldmodel.jsontext import NotStandardJson
-from worldmodel.jsontext import loads as strict_json
-from worldmodel.model import Model
+from crux.oracle.device import resolve_device
+from crux.oracle.oracle import MAX_BYTES, METHODS, Method, Oracle
+from crux.oracle.query import Answer, Query, QueryError, resolve
+from crux.worldmodel.errors import CruxError, unknown
+from crux.worldmodel.jsontext import NotStandardJson
+from crux.worldmodel.jsontext import loads as strict_json
+from crux.worldmodel.model import Model
 
 log = logging.getLogger("crux.server")
 

@@ -46,17 +46,17 @@ from typing import Any
 
 import torch
 
-from oracle.exact import ImpossibleEvidence
-from oracle.oracle import Oracle
-from oracle.query import Query, QueryError
-from worldmodel.compile import BeliefState
-from worldmodel.entities import library_types
-from worldmodel.errors import CruxError, ModelError, unknown
-from worldmodel.jsontext import NotStandardJson
-from worldmodel.jsontext import loads as strict_json
-from worldmodel.load import read_data, read_text, validate_data
-from worldmodel.model import Model
-from worldmodel.spec import EntityType, Scenario
+from crux.oracle.exact import ImpossibleEvidence
+from crux.oracle.oracle import Oracle
+from crux.oracle.query import Query, QueryError
+from crux.worldmodel.compile import BeliefState
+from crux.worldmodel.entities import library_types
+from crux.worldmodel.errors import CruxError, ModelError, unknown
+from crux.worldmodel.jsontext import NotStandardJson
+from crux.worldmodel.jsontext import loads as strict_json
+from crux.worldmodel.load import read_data, read_text, validate_data
+from crux.worldmodel.model import Model
+from crux.worldmodel.spec import EntityType, Scenario
 
 LEVEL = 0.01
 """Tail mass of the threshold: an observation is flagged when it is rarer than the model's 99th percentile."""

@@ -18,7 +18,7 @@ def canonical_path() -> Path:
 
 @pytest.fixture(scope="session")
 def canonical():
-    from worldmodel.load import load_scenario
+    from crux.worldmodel.load import load_scenario
 
     return load_scenario(CANONICAL)
 
@@ -29,8 +29,8 @@ def to_a_conflict(make_live, tries: int = 40):
     reports answers that cannot all hold.  Returns the session and the clash."""
     import random
 
-    from dialogue.parties import Agent, ScriptedHuman
-    from dialogue.protocol import Answer
+    from crux.dialogue.parties import Agent, ScriptedHuman
+    from crux.dialogue.protocol import Answer
 
     for seed in range(tries):
         live = make_live()

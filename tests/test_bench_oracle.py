@@ -9,10 +9,10 @@ import opt_einsum
 import pytest
 
 from bench.oracle import children_of, make_queries, probe_semantics, requisite
-from oracle.exact import relevant
-from oracle.oracle import Oracle
-from oracle.query import Query
-from worldmodel.model import load_model
+from crux.oracle.exact import relevant
+from crux.oracle.oracle import Oracle
+from crux.oracle.query import Query
+from crux.worldmodel.model import load_model
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-import dialogue.engine as engine_module
+import crux.dialogue.engine as engine_module
 from bench import sessions
 from bench.scenarios import from_bif, generated
-from worldmodel.model import load_model
+from crux.worldmodel.model import load_model
 
 ALARM = Path(__file__).parent / "data" / "alarm.bif.gz"
 

@@ -44,11 +44,11 @@ import numpy as np
 import torch
 from scipy.optimize import linprog
 
-from oracle.oracle import Oracle
-from oracle.query import Query
-from values.infer import INTERVAL, SCALED_SD, free_states, normalise, situation_features
-from values.utility import TIE_TOLERANCE
-from worldmodel.compile import BeliefState, Network
+from crux.oracle.oracle import Oracle
+from crux.oracle.query import Query
+from crux.values.infer import INTERVAL, SCALED_SD, free_states, normalise, situation_features
+from crux.values.utility import TIE_TOLERANCE
+from crux.worldmodel.compile import BeliefState, Network
 
 SETTLED = 0.95
 """The decision is settled when this much of the posterior agrees on the best action."""

@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from oracle.oracle import Oracle
-from oracle.query import Query
-from values.utility import Utility
-from worldmodel.compile import BeliefState
+from crux.oracle.oracle import Oracle
+from crux.oracle.query import Query
+from crux.values.utility import Utility
+from crux.worldmodel.compile import BeliefState
 
 
 def action_marginals(

@@ -25,11 +25,11 @@ import pyro.distributions as dist
 import torch
 from pyro.infer import MCMC, NUTS
 
-from oracle.exact import ExactEngine
-from oracle.oracle import Oracle
-from values.expected import action_marginals
-from worldmodel.compile import BeliefState, Network
-from worldmodel.errors import CruxError, unknown
+from crux.oracle.exact import ExactEngine
+from crux.oracle.oracle import Oracle
+from crux.values.expected import action_marginals
+from crux.worldmodel.compile import BeliefState, Network
+from crux.worldmodel.errors import CruxError, unknown
 
 INTERVAL = (0.05, 0.95)
 

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 
 import torch
 
-from oracle.oracle import Oracle
-from oracle.params import dirichlet_draws
-from oracle.query import Query
-from values.expected import action_marginals
-from values.utility import Utility
-from worldmodel.compile import BeliefState
+from crux.oracle.oracle import Oracle
+from crux.oracle.params import dirichlet_draws
+from crux.oracle.query import Query
+from crux.values.expected import action_marginals
+from crux.values.utility import Utility
+from crux.worldmodel.compile import BeliefState
 
 Cell = tuple[BeliefState, Utility]
 _ZERO = 1e-12

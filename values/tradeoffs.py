@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from values.utility import Utility
+from crux.values.utility import Utility
 
 TOLERANCE = 1e-9
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from worldmodel.compile import Network
-from worldmodel.spec import UNKNOWN
+from crux.worldmodel.compile import Network
+from crux.worldmodel.spec import UNKNOWN
 
 TIE_TOLERANCE = 1e-12
 """Expected utilities closer than this are a tie; ties go to the action listed first."""

@@ -22,11 +22,11 @@ from pathlib import Path
 import networkx as nx
 import torch
 
-from worldmodel.compile import BeliefState, Network
-from worldmodel.errors import CruxError, ModelError, PathPart, Problem, clip, short, shown, unknown
-from worldmodel.limits import limit, over
-from worldmodel.load import read_bytes
-from worldmodel.rows import all_keys, join_key, missing_keys, table_size
+from crux.worldmodel.compile import BeliefState, Network
+from crux.worldmodel.errors import CruxError, ModelError, PathPart, Problem, clip, short, shown, unknown
+from crux.worldmodel.limits import limit, over
+from crux.worldmodel.load import read_bytes
+from crux.worldmodel.rows import all_keys, join_key, missing_keys, table_size
 
 BIF_SUFFIXES = (".bif", ".bif.gz")
 SUM_TOLERANCE = 1e-3

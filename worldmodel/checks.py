@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from worldmodel.errors import PathPart, Problem, shown, unknown
-from worldmodel.limits import limit, over
-from worldmodel.rows import join_key, missing_keys, row_problems, split_key, table_size
-from worldmodel.spec import UNKNOWN, Agent, Fact, Human, Scenario, Variable
+from crux.worldmodel.errors import PathPart, Problem, shown, unknown
+from crux.worldmodel.limits import limit, over
+from crux.worldmodel.rows import join_key, missing_keys, row_problems, split_key, table_size
+from crux.worldmodel.spec import UNKNOWN, Agent, Fact, Human, Scenario, Variable
 
 
 @dataclass

@@ -18,8 +18,8 @@ from typing import Literal
 import networkx as nx
 import torch
 
-from worldmodel.rows import split_key
-from worldmodel.spec import Fact, Normal, PriorOverride, Scenario
+from crux.worldmodel.rows import split_key
+from crux.worldmodel.spec import Fact, Normal, PriorOverride, Scenario
 
 Party = Literal["agent", "human", "world"]
 PARTIES: tuple[Party, ...] = ("agent", "human", "world")

@@ -22,10 +22,10 @@ from pathlib import Path
 import networkx as nx
 from pydantic import TypeAdapter, ValidationError
 
-from worldmodel.errors import CruxError, PathPart, Problem, render_path, short, shown, unknown
-from worldmodel.limits import limit, over
-from worldmodel.rows import all_keys, join_key
-from worldmodel.spec import UNKNOWN, Attribute, EntityType, Mechanism, Normal, Scenario, Variable
+from crux.worldmodel.errors import CruxError, PathPart, Problem, render_path, short, shown, unknown
+from crux.worldmodel.limits import limit, over
+from crux.worldmodel.rows import all_keys, join_key
+from crux.worldmodel.spec import UNKNOWN, Attribute, EntityType, Mechanism, Normal, Scenario, Variable
 
 NO, YES = "no", "yes"
 TYPES = TypeAdapter(dict[str, EntityType])
@@ -84,7 +84,7 @@ def library_types(scenario: Scenario, base_dir: Path) -> tuple[dict[str, EntityT
     ``use`` files are read from the scenario's folder or below it only (:func:`library_path`),
     and only regular files (a named pipe is refused without blocking on it)."""
     # imported here: the loader imports this module
-    from worldmodel.load import read_data, schema_message
+    from crux.worldmodel.load import read_data, schema_message
 
     found: dict[str, EntityType] = {}
     where: dict[str, str] = {}
@@ -473,7 +473,7 @@ class _Builder:
         return labels
 
     def _count_labels(self, mechanism: Mechanism, position: int, at) -> list[str] | None:
-        from worldmodel.rows import split_key
+        from crux.worldmodel.rows import split_key
 
         found = {split_key(key)[position] for key in (mechanism.table or {}) if len(split_key(key)) > position}
         top = [x for x in found if x.endswith("+")]

@@ -32,12 +32,12 @@ import numpy as np
 import torch
 import yaml
 
-from worldmodel.compile import BeliefState, Network
-from worldmodel.entities import ground, library_path
-from worldmodel.errors import CruxError, ModelError, PathPart, unknown
-from worldmodel.load import read_data, read_text, validate_data
-from worldmodel.rows import split_key
-from worldmodel.spec import Scenario, Variable
+from crux.worldmodel.compile import BeliefState, Network
+from crux.worldmodel.entities import ground, library_path
+from crux.worldmodel.errors import CruxError, ModelError, PathPart, unknown
+from crux.worldmodel.load import read_data, read_text, validate_data
+from crux.worldmodel.rows import split_key
+from crux.worldmodel.spec import Scenario, Variable
 
 MISSING = -1
 _STEP = re.compile(r"@(\d+)$")

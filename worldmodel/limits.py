@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from worldmodel.errors import CruxError
+from crux.worldmodel.errors import CruxError
 
 MAX_FILE_BYTES = 50_000_000
 """A scenario (YAML, JSON), a library file it ``use``s, or a BIF network: at most this many bytes

@@ -16,12 +16,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from worldmodel.checks import View, check
-from worldmodel.entities import ground, own_type_problems
-from worldmodel.errors import CruxError, ModelError, PathPart, Problem, clip, short, unknown
-from worldmodel.jsontext import loads as strict_json
-from worldmodel.limits import limit, note, over
-from worldmodel.spec import STATED_TAG, UNKNOWN_TAG, Agent, Fact, Human, Scenario, Variable, YamlBoolean
+from crux.worldmodel.checks import View, check
+from crux.worldmodel.entities import ground, own_type_problems
+from crux.worldmodel.errors import CruxError, ModelError, PathPart, Problem, clip, short, unknown
+from crux.worldmodel.jsontext import loads as strict_json
+from crux.worldmodel.limits import limit, note, over
+from crux.worldmodel.spec import STATED_TAG, UNKNOWN_TAG, Agent, Fact, Human, Scenario, Variable, YamlBoolean
 
 SCENARIO_SUFFIXES = (".yaml", ".yml", ".json")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worldmodel.compile import PARTIES, BeliefState, Network, Party, network_of, party_beliefs
-from worldmodel.bif import BIF_SUFFIXES, is_bif, read_bif
-from worldmodel.errors import CruxError
-from worldmodel.load import SCENARIO_SUFFIXES, load_scenario, unknown_format
-from worldmodel.spec import Scenario
+from crux.worldmodel.compile import PARTIES, BeliefState, Network, Party, network_of, party_beliefs
+from crux.worldmodel.bif import BIF_SUFFIXES, is_bif, read_bif
+from crux.worldmodel.errors import CruxError
+from crux.worldmodel.load import SCENARIO_SUFFIXES, load_scenario, unknown_format
+from crux.worldmodel.spec import Scenario
 
 
 @dataclass

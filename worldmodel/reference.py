@@ -12,7 +12,7 @@ import itertools
 import sys
 from collections.abc import Mapping, Sequence
 
-from worldmodel.spec import Scenario
+from crux.worldmodel.spec import Scenario
 
 IMPOSSIBLE = sys.float_info.min / sys.float_info.epsilon
 """Evidence weighing this or less is impossible: below it a float64 probability is subnormal

@@ -6,7 +6,7 @@ import itertools
 import math
 from collections.abc import Collection, Sequence
 
-from worldmodel.errors import shown
+from crux.worldmodel.errors import shown
 
 SUM_TOLERANCE = 1e-6
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from dialogue.cli import ask, demo, learn, model, serve, session, values, watch
-from dialogue.cli.errors import CruxGroup
+from crux.dialogue.cli import ask, demo, learn, model, serve, session, values, watch
+from crux.dialogue.cli.errors import CruxGroup
 
 app = typer.Typer(
     cls=CruxGroup,

@@ -11,14 +11,14 @@ import torch
 import typer
 from pydantic import ValidationError
 
-from dialogue.cli.options import AnyModelArg, DeviceOpt, Float32Opt, JsonOpt, MaxMemoryOpt, MethodOpt, ParticlesOpt, SamplesOpt, SeedOpt
-from dialogue.cli.render import print_answer
-from oracle.oracle import Oracle
-from oracle.query import Query, QueryError, parse_assignment, parse_question, resolve
-from worldmodel.errors import CruxError
-from worldmodel.jsontext import loads as strict_json
-from worldmodel.load import read_text
-from worldmodel.model import Model, check_model_format, load_model
+from crux.dialogue.cli.options import AnyModelArg, DeviceOpt, Float32Opt, JsonOpt, MaxMemoryOpt, MethodOpt, ParticlesOpt, SamplesOpt, SeedOpt
+from crux.dialogue.cli.render import print_answer
+from crux.oracle.oracle import Oracle
+from crux.oracle.query import Query, QueryError, parse_assignment, parse_question, resolve
+from crux.worldmodel.errors import CruxError
+from crux.worldmodel.jsontext import loads as strict_json
+from crux.worldmodel.load import read_text
+from crux.worldmodel.model import Model, check_model_format, load_model
 
 
 def ask(

@@ -8,18 +8,18 @@ from pathlib import Path
 
 import typer
 
-from dialogue.cli.options import DeviceOpt, JsonOpt
-from dialogue.report import render
-from dialogue.session import run_session
-from oracle.oracle import Oracle
-from worldmodel.model import load_model
+from crux.dialogue.cli.options import DeviceOpt, JsonOpt
+from crux.dialogue.report import render
+from crux.dialogue.session import run_session
+from crux.oracle.oracle import Oracle
+from crux.worldmodel.model import load_model
 
 EXAMPLE = "squirrel_or_cat.yaml"
 
 
 def example_path() -> Path:
     """The canonical example shipped with Crux."""
-    return Path(str(resources.files("worldmodel.data").joinpath(EXAMPLE)))
+    return Path(str(resources.files("crux.worldmodel.data").joinpath(EXAMPLE)))
 
 
 def demo(device: DeviceOpt = "auto", as_json: JsonOpt = False) -> None:

@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 from typer.exceptions import Abort, Exit, TyperException
 
-from worldmodel.errors import CruxError, ModelError
+from crux.worldmodel.errors import CruxError, ModelError
 
 
 class CruxGroup(TyperGroup):

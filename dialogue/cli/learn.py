@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from dialogue.cli.options import JsonOpt, ModelArg
-from worldmodel.learn import LearnReport, default_out, learn_file
+from crux.dialogue.cli.options import JsonOpt, ModelArg
+from crux.worldmodel.learn import LearnReport, default_out, learn_file
 
 
 def learn(

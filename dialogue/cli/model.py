@@ -6,12 +6,12 @@ import json
 
 import typer
 
-from dialogue.cli.options import AnyModelArg, JsonOpt
-from worldmodel.errors import CruxError, ModelError, render_path
-from worldmodel.bif import is_bif
-from worldmodel.load import load_scenario
-from worldmodel.model import check_model_format, load_model
-from worldmodel.spec import json_schema
+from crux.dialogue.cli.options import AnyModelArg, JsonOpt
+from crux.worldmodel.errors import CruxError, ModelError, render_path
+from crux.worldmodel.bif import is_bif
+from crux.worldmodel.load import load_scenario
+from crux.worldmodel.model import check_model_format, load_model
+from crux.worldmodel.spec import json_schema
 
 
 def validate(model: AnyModelArg, as_json: JsonOpt = False) -> None:

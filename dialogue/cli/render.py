@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from oracle.query import Answer, Density
+from crux.oracle.query import Answer, Density
 
 BAR_WIDTH = 20
 

@@ -8,9 +8,9 @@ from typing import Annotated, Optional
 import torch
 import typer
 
-from dialogue.cli.options import DeviceOpt, Float32Opt, MaxMemoryOpt, MethodOpt, ParticlesOpt, SamplesOpt, SeedOpt
-from worldmodel.errors import CruxError
-from worldmodel.model import Model, check_model_format, load_model
+from crux.dialogue.cli.options import DeviceOpt, Float32Opt, MaxMemoryOpt, MethodOpt, ParticlesOpt, SamplesOpt, SeedOpt
+from crux.worldmodel.errors import CruxError
+from crux.worldmodel.model import Model, check_model_format, load_model
 
 _SUFFIXES = (".yaml", ".yml", ".json", ".bif")
 
@@ -95,7 +95,7 @@ def serve(
     float32: Float32Opt = False,
 ) -> None:
     """Serve the oracle over HTTP (OpenAPI at /openapi.json): predictions only, batched on the device."""
-    from oracle import server  # here, so that other commands do not pay for importing the web framework
+    from crux.oracle import server  # here, so that other commands do not pay for importing the web framework
 
     server.check_host(host, token)  # before loading anything
     server.check_connections(timeout_read, timeout_keep_alive, limit_concurrency, backlog, max_header_bytes)

@@ -11,15 +11,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from beliefs.export import belief_graph, to_dot, to_graphml, to_json
-from beliefs.graph import BeliefGraph
-from dialogue.cli.options import DeviceOpt, JsonOpt, MaxMemoryOpt, MethodOpt, ModelArg, ParticlesOpt
-from dialogue.report import build_report, render
-from dialogue.session import LiveSession, check_complete, run_session
-from dialogue.transcript import read_events
-from oracle.oracle import Oracle
-from worldmodel.errors import CruxError
-from worldmodel.model import load_model
+from crux.beliefs.export import belief_graph, to_dot, to_graphml, to_json
+from crux.beliefs.graph import BeliefGraph
+from crux.dialogue.cli.options import DeviceOpt, JsonOpt, MaxMemoryOpt, MethodOpt, ModelArg, ParticlesOpt
+from crux.dialogue.report import build_report, render
+from crux.dialogue.session import LiveSession, check_complete, run_session
+from crux.dialogue.transcript import read_events
+from crux.oracle.oracle import Oracle
+from crux.worldmodel.errors import CruxError
+from crux.worldmodel.model import load_model
 
 
 def session(
@@ -62,7 +62,7 @@ def session(
         report, _ = run_session(model, loaded, oracle, mode=mode, transcript=transcript, resume=resume)
         typer.echo(json.dumps(report) if as_json else render(report))
         return
-    from dialogue.tui.app import make_app  # textual only when a person is at the keyboard
+    from crux.dialogue.tui.app import make_app  # textual only when a person is at the keyboard
 
     oracle.on_sampling = lambda text: _note_once(notes, text, live=False)  # said after the UI closes
 

@@ -10,14 +10,14 @@ from typing import Annotated, Optional
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dialogue.cli.options import DeviceOpt, JsonOpt, ModelArg
-from dialogue.report import stopped_text
-from oracle.oracle import Oracle
-from values.elicit import NOTHING_TO_LEARN, SETTLED, Elicitor
-from values.infer import Choice, identifiability, infer_values, infer_values_and_beliefs
-from worldmodel.errors import CruxError, render_path
-from worldmodel.load import read_data
-from worldmodel.model import load_model
+from crux.dialogue.cli.options import DeviceOpt, JsonOpt, ModelArg
+from crux.dialogue.report import stopped_text
+from crux.oracle.oracle import Oracle
+from crux.values.elicit import NOTHING_TO_LEARN, SETTLED, Elicitor
+from crux.values.infer import Choice, identifiability, infer_values, infer_values_and_beliefs
+from crux.worldmodel.errors import CruxError, render_path
+from crux.worldmodel.load import read_data
+from crux.worldmodel.model import load_model
 
 app = typer.Typer(help="Infer a party's values from its choices.", no_args_is_help=True)
 

@@ -8,9 +8,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from dialogue.cli.options import DeviceOpt, ModelArg
-from oracle.query import parse_assignment
-from oracle.surprise import watch as follow
+from crux.dialogue.cli.options import DeviceOpt, ModelArg
+from crux.oracle.query import parse_assignment
+from crux.oracle.surprise import watch as follow
 
 
 def watch(

@@ -17,8 +17,8 @@ from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import DataTable, Footer, Header, RichLog, Static, TabbedContent, TabPane
 
-from dialogue.parties import Agent
-from dialogue.protocol import (
+from crux.dialogue.parties import Agent
+from crux.dialogue.protocol import (
     Answer,
     Asked,
     Concluded,
@@ -35,11 +35,11 @@ from dialogue.protocol import (
     Undo,
     Withdraw,
 )
-from dialogue.report import render
-from dialogue.session import LiveSession
-from dialogue.tui.commands import SessionCommands
-from dialogue.tui.render import distribution, share_bar
-from dialogue.tui.screens import (
+from crux.dialogue.report import render
+from crux.dialogue.session import LiveSession
+from crux.dialogue.tui.commands import SessionCommands
+from crux.dialogue.tui.render import distribution, share_bar
+from crux.dialogue.tui.screens import (
     DECLINE,
     ConflictScreen,
     DecideScreen,
@@ -54,8 +54,8 @@ from dialogue.tui.screens import (
     QuitScreen,
     ShareScreen,
 )
-from dialogue.view import SessionView
-from worldmodel.errors import CruxError
+from crux.dialogue.view import SessionView
+from crux.worldmodel.errors import CruxError
 
 FOCUS = {
     "situation": "#situation-scroll",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from oracle.query import Density, Distribution
+from crux.oracle.query import Density, Distribution
 
 
 def interval_bar(p: float, low: float, high: float, width: int = 10) -> str:

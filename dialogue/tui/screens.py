@@ -21,8 +21,8 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, OptionList, Static
 
-from dialogue.protocol import Asked
-from dialogue.tui.render import lottery_table
+from crux.dialogue.protocol import Asked
+from crux.dialogue.tui.render import lottery_table
 
 R = TypeVar("R")
 

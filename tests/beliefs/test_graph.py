@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from beliefs.diff import differences, upstream_variables
-from beliefs.graph import BeliefGraph, FactRecord
-from oracle.oracle import Oracle
+from crux.beliefs.diff import differences, upstream_variables
+from crux.beliefs.graph import BeliefGraph, FactRecord
+from crux.oracle.oracle import Oracle
 from tests.conftest import CANONICAL
-from worldmodel import reference
-from worldmodel.model import load_model
+from crux.worldmodel import reference
+from crux.worldmodel.model import load_model
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_accepting_returns_a_new_graph_and_matches_the_reference(model):
     h = g.with_facts(["radar"], origin="agent", turn=2)
     assert not g.holds("radar") and h.holds("radar") and h.record("radar").origin == "agent"
     oracle = Oracle(model, device="cpu")
-    from oracle.query import Query
+    from crux.oracle.query import Query
 
     [p] = oracle.posterior_means([Query(do={"action": "swerve"}, outcomes=["crash"])], [h.state])
     scenario = model.scenario.model_copy(deep=True)

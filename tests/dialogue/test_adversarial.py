@@ -8,12 +8,12 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from dialogue.cli.app import app
-from dialogue.session import LiveSession
-from oracle.oracle import Oracle
+from crux.dialogue.cli.app import app
+from crux.dialogue.session import LiveSession
+from crux.oracle.oracle import Oracle
 from tests.conftest import CANONICAL
-from worldmodel.errors import CruxError
-from worldmodel.model import load_model
+from crux.worldmodel.errors import CruxError
+from crux.worldmodel.model import load_model
 
 runner = CliRunner()
 

@@ -21,17 +21,17 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beliefs.graph import BeliefGraph, FactRecord
+from crux.beliefs.graph import BeliefGraph, FactRecord
 from bench.constructions import generate_cases
 from bench.scenarios import generated
-from dialogue import cruxes
-from dialogue.cruxes import rank_cruxes
-from dialogue.elicitation import Elicitation
-from dialogue.engine import Engine
-from dialogue.session import run_session
-from oracle.oracle import Oracle
-from worldmodel.compile import compile_beliefs
-from worldmodel.model import load_model
+from crux.dialogue import cruxes
+from crux.dialogue.cruxes import rank_cruxes
+from crux.dialogue.elicitation import Elicitation
+from crux.dialogue.engine import Engine
+from crux.dialogue.session import run_session
+from crux.oracle.oracle import Oracle
+from crux.worldmodel.compile import compile_beliefs
+from crux.worldmodel.model import load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "data" / "sessions_golden.json"

@@ -7,10 +7,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from dialogue.cli.app import app
+from crux.dialogue.cli.app import app
 from tests.conftest import CANONICAL, EXAMPLES
-from worldmodel import reference
-from worldmodel.load import load_scenario
+from crux.worldmodel import reference
+from crux.worldmodel.load import load_scenario
 
 runner = CliRunner()
 

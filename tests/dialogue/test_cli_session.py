@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dialogue.cli.app import app
+from crux.dialogue.cli.app import app
 from tests.conftest import CANONICAL, EXAMPLES
 
 runner = CliRunner()
@@ -119,7 +119,7 @@ def test_beliefs_json_dot_graphml():
 def test_a_terminal_session_without_transcript_is_still_written_and_says_how_to_resume(tmp_path, monkeypatch):
     """The person leaves at once (the app's run is a stand-in): the session is on disk in
     crux-sessions/ and the way back is printed."""
-    from dialogue.tui.app import CruxApp
+    from crux.dialogue.tui.app import CruxApp
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(CruxApp, "run", lambda self: None)

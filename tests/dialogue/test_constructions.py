@@ -10,7 +10,7 @@ import pytest
 from bench.constructions import EXPECTED_KIND, KINDS, Context, _may_stop_before, generate
 from bench.separation import main as bench_main
 from bench.separation import run_headless
-from worldmodel.load import validate_data
+from crux.worldmodel.load import validate_data
 
 SEEDS = (0, 1, 2)
 FINDINGS = Path(__file__).resolve().parents[2] / "bench" / "findings"

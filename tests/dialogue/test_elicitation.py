@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dialogue.elicitation import Elicitation
-from dialogue.engine import Engine, EngineError
-from dialogue.parties import Agent, ScriptedHuman
-from dialogue.protocol import (
+from crux.dialogue.elicitation import Elicitation
+from crux.dialogue.engine import Engine, EngineError
+from crux.dialogue.parties import Agent, ScriptedHuman
+from crux.dialogue.protocol import (
     Answer,
     Answered,
     Asked,
@@ -29,13 +29,13 @@ from dialogue.protocol import (
     Withdraw,
     Withdrawn,
 )
-from dialogue.report import build_report, render, stopped_text
-from dialogue.session import LiveSession, run_session
-from dialogue.transcript import read_events
-from oracle.oracle import Oracle
+from crux.dialogue.report import build_report, render, stopped_text
+from crux.dialogue.session import LiveSession, run_session
+from crux.dialogue.transcript import read_events
+from crux.oracle.oracle import Oracle
 from tests.conftest import CANONICAL, EXAMPLES, to_a_conflict
-from worldmodel.errors import CruxError
-from worldmodel.model import load_model
+from crux.worldmodel.errors import CruxError
+from crux.worldmodel.model import load_model
 
 UNKNOWN_VALUES = EXAMPLES / "squirrel_or_cat_unknown_values.yaml"
 FAST = Elicitation(particles=3000)

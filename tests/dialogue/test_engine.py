@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dialogue.engine import Engine, EngineError
-from dialogue.protocol import Decide, Diagnosed, Offered, Respond
-from dialogue.report import build_report
-from dialogue.session import run_session
-from dialogue.transcript import read_events
-from oracle.oracle import Oracle
+from crux.dialogue.engine import Engine, EngineError
+from crux.dialogue.protocol import Decide, Diagnosed, Offered, Respond
+from crux.dialogue.report import build_report
+from crux.dialogue.session import run_session
+from crux.dialogue.transcript import read_events
+from crux.oracle.oracle import Oracle
 from tests.conftest import CANONICAL
-from worldmodel.load import load_scenario
-from worldmodel.model import Model, load_model
+from crux.worldmodel.load import load_scenario
+from crux.worldmodel.model import Model, load_model
 
 
 def session(path: Path, **kw):
@@ -100,7 +100,7 @@ def test_resume_refuses_another_model(tmp_path):
     session(CANONICAL, transcript=path)
     other = tmp_path / "other.yaml"
     other.write_text(CANONICAL.read_text().replace("strength: 20", "strength: 25"))
-    from worldmodel.errors import CruxError
+    from crux.worldmodel.errors import CruxError
 
     with pytest.raises(CruxError, match="another version"):
         session(other, resume=path)
@@ -221,8 +221,8 @@ def test_predict_only_without_agent_values(tmp_path):
 
 
 def test_values_can_be_restated_during_a_session(tmp_path):
-    from dialogue.protocol import SetValues, ValuesChanged
-    from dialogue.session import LiveSession
+    from crux.dialogue.protocol import SetValues, ValuesChanged
+    from crux.dialogue.session import LiveSession
 
     model = load_model(CANONICAL)
     t = tmp_path / "t.jsonl"
@@ -237,8 +237,8 @@ def test_values_can_be_restated_during_a_session(tmp_path):
 
 
 def test_the_human_states_a_position_shares_and_observes(tmp_path):
-    from dialogue.protocol import Observe, Observed, Share, State, Stated
-    from dialogue.session import LiveSession
+    from crux.dialogue.protocol import Observe, Observed, Share, State, Stated
+    from crux.dialogue.session import LiveSession
 
     model = load_model(CANONICAL)
     t = tmp_path / "t.jsonl"

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from dialogue.elicitation import Elicitation
-from dialogue.engine import EngineError
-from dialogue.parties import Agent, ScriptedHuman
-from dialogue.protocol import (
+from crux.dialogue.elicitation import Elicitation
+from crux.dialogue.engine import EngineError
+from crux.dialogue.parties import Agent, ScriptedHuman
+from crux.dialogue.protocol import (
     Answer,
     Asked,
     Concluded,
@@ -25,12 +25,12 @@ from dialogue.protocol import (
     Undone,
     ValuesChanged,
 )
-from dialogue.report import build_report, render
-from dialogue.session import LiveSession
-from dialogue.transcript import read_events
-from oracle.oracle import Oracle
+from crux.dialogue.report import build_report, render
+from crux.dialogue.session import LiveSession
+from crux.dialogue.transcript import read_events
+from crux.oracle.oracle import Oracle
 from tests.conftest import CANONICAL, EXAMPLES
-from worldmodel.model import load_model
+from crux.worldmodel.model import load_model
 
 UNKNOWN_VALUES = EXAMPLES / "squirrel_or_cat_unknown_values.yaml"
 

@@ -11,11 +11,11 @@ from rich.console import Console
 from textual.widgets import DataTable, RichLog, Static, TabbedContent
 from textual.widgets._footer import FooterKey
 
-from dialogue.elicitation import Elicitation
-from dialogue.protocol import Answered, Asked, Decided, Elicited, Observed, Offered, Responded, Stated, Undone, ValuesChanged
-from dialogue.session import LiveSession
-from dialogue.tui.app import make_app
-from dialogue.tui.screens import (
+from crux.dialogue.elicitation import Elicitation
+from crux.dialogue.protocol import Answered, Asked, Decided, Elicited, Observed, Offered, Responded, Stated, Undone, ValuesChanged
+from crux.dialogue.session import LiveSession
+from crux.dialogue.tui.app import make_app
+from crux.dialogue.tui.screens import (
     DecideScreen,
     FinalScreen,
     HelpScreen,
@@ -27,10 +27,10 @@ from dialogue.tui.screens import (
     QuitScreen,
     ShareScreen,
 )
-from oracle.oracle import Oracle
+from crux.oracle.oracle import Oracle
 from tests.conftest import CANONICAL, EXAMPLES, to_a_conflict
-from values.elicit import preferred
-from worldmodel.model import load_model
+from crux.values.elicit import preferred
+from crux.worldmodel.model import load_model
 
 UNKNOWN_VALUES = EXAMPLES / "squirrel_or_cat_unknown_values.yaml"
 SIZES = [(80, 24), (120, 40)]
@@ -405,7 +405,7 @@ async def test_the_palette_holds_the_session_commands():
 
 
 async def test_the_palette_offers_only_live_commands():
-    from dialogue.tui.commands import SessionCommands
+    from crux.dialogue.tui.commands import SessionCommands
 
     live = live_session()
     app = make_app(live)
@@ -574,8 +574,8 @@ def test_value_question_snapshot(snap_compare, size):
 
 
 async def test_answers_that_cannot_all_hold_open_a_window_and_a_number_withdraws_one():
-    from dialogue.protocol import State, Withdrawn
-    from dialogue.tui.screens import ConflictScreen
+    from crux.dialogue.protocol import State, Withdrawn
+    from crux.dialogue.tui.screens import ConflictScreen
 
     def make_live():
         live = live_session(UNKNOWN_VALUES)

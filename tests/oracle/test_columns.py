@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from oracle.oracle import Oracle
-from oracle.query import Query, QueryError
-from worldmodel.model import load_model
+from crux.oracle.oracle import Oracle
+from crux.oracle.query import Query, QueryError
+from crux.worldmodel.model import load_model
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 GAUSSIAN = Path(__file__).resolve().parent / "linear_gaussian.yaml"

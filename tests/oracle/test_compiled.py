@@ -11,18 +11,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oracle.oracle import Oracle
-from oracle.query import Query, QueryError
+from crux.oracle.oracle import Oracle
+from crux.oracle.query import Query, QueryError
 from tests.oracle.test_properties import PARTIES, SLOW_DATA, close, queries, scenarios, sibling, valid
-from worldmodel import reference
-from worldmodel.load import load_scenario
-from worldmodel.model import Model
+from crux.worldmodel import reference
+from crux.worldmodel.load import load_scenario
+from crux.worldmodel.model import Model
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "squirrel_or_cat.yaml"
 
 
 def one_hot_only(monkeypatch) -> None:
-    monkeypatch.setattr("oracle.exact._COMPILED_CELLS", 0)
+    monkeypatch.setattr("crux.oracle.exact._COMPILED_CELLS", 0)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=SLOW_DATA)

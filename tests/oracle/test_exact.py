@@ -18,15 +18,15 @@ import pytest
 import torch
 from scipy import stats
 
-from oracle.exact import ExactEngine
-from oracle.oracle import Oracle
-from oracle.params import draw_tables
-from oracle.query import Query, QueryError
-from worldmodel import reference
-from worldmodel.compile import Network
-from worldmodel.load import load_scenario, read_data, validate_data
-from worldmodel.model import Model
-from worldmodel.spec import Scenario
+from crux.oracle.exact import ExactEngine
+from crux.oracle.oracle import Oracle
+from crux.oracle.params import draw_tables
+from crux.oracle.query import Query, QueryError
+from crux.worldmodel import reference
+from crux.worldmodel.compile import Network
+from crux.worldmodel.load import load_scenario, read_data, validate_data
+from crux.worldmodel.model import Model
+from crux.worldmodel.spec import Scenario
 from tests.oracle.test_properties import traced, valid
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "squirrel_or_cat.yaml"
@@ -420,7 +420,7 @@ def test_impossible_evidence_in_a_batch_names_the_query() -> None:
 def test_evidence_too_light_to_divide_by_is_impossible_in_both_oracles(count: float) -> None:
     """Evidence on a state whose only weight is a tiny counts fact: the reference and the oracle
     draw the same line (the float64 floor), alone, in a batch of one structure and in the tree."""
-    from oracle.exact import _FLOOR
+    from crux.oracle.exact import _FLOOR
 
     assert reference.IMPOSSIBLE == _FLOOR[torch.float64]
     scenario = valid(traced({}, count))
@@ -487,7 +487,7 @@ def test_large_batches_pause_the_garbage_collector_and_restore_it(monkeypatch, o
     again afterwards, also when the batch fails, and a caller's own pause is left alone."""
     import gc
 
-    from oracle import oracle as oracle_module
+    from crux.oracle import oracle as oracle_module
 
     seen: list[bool] = []
     real = Oracle._run
@@ -518,10 +518,10 @@ def test_a_batch_too_large_at_once_is_halved_not_sampled(monkeypatch):
     """Per-query tables make intermediates grow with the batch: a batch over the memory allowed is
     split until its parts fit, and stays exact (the same numbers as with memory to spare); only a
     query too large alone is refused (exact) or sampled (auto)."""
-    from oracle.exact import TooLarge
-    from oracle.oracle import Oracle
-    from oracle.query import Query
-    from worldmodel.model import load_model
+    from crux.oracle.exact import TooLarge
+    from crux.oracle.oracle import Oracle
+    from crux.oracle.query import Query
+    from crux.worldmodel.model import load_model
 
     model = load_model(Path(__file__).resolve().parents[1] / "data" / "child.bif.gz")
     base = model.beliefs(model.default_party)

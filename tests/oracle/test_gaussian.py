@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from oracle.oracle import Oracle
-from oracle.query import Density, Query, QueryError
-from worldmodel.model import load_model
+from crux.oracle.oracle import Oracle
+from crux.oracle.query import Density, Query, QueryError
+from crux.worldmodel.model import load_model
 
 MODEL = Path(__file__).resolve().parent / "linear_gaussian.yaml"
 

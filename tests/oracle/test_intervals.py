@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from oracle import oracle as oracle_module
-from oracle.oracle import INTERVAL, _intervals
+from crux.oracle import oracle as oracle_module
+from crux.oracle.oracle import INTERVAL, _intervals
 
 
 def one(post: torch.Tensor) -> list[list[float]]:

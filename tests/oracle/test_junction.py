@@ -11,15 +11,15 @@ import torch
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from oracle import junction
-from oracle.junction import JunctionTree, elimination_cliques
-from oracle.oracle import Oracle
-from oracle.query import Query, QueryError
+from crux.oracle import junction
+from crux.oracle.junction import JunctionTree, elimination_cliques
+from crux.oracle.oracle import Oracle
+from crux.oracle.query import Query, QueryError
 from tests.oracle.test_networks import random_queries
 from tests.oracle.test_properties import PARTIES, SLOW_DATA, close, queries, scenarios, traced, valid
-from worldmodel import reference
-from worldmodel.load import load_scenario
-from worldmodel.model import Model, load_model
+from crux.worldmodel import reference
+from crux.worldmodel.load import load_scenario
+from crux.worldmodel.model import Model, load_model
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "squirrel_or_cat.yaml"
@@ -129,7 +129,7 @@ def test_evidence_too_light_is_impossible_however_far_from_the_root(count, roots
     floor, 1e-140 squared is not).  Weighed at the root alone, a trace of evidence five cliques
     away was answered (A's posterior [5.5e-18, 0.0], not even normalised) where the einsum
     engine and the enumerator refuse it: now every route draws the same line."""
-    from oracle.exact import _FLOOR
+    from crux.oracle.exact import _FLOOR
 
     scenario = valid(_chain(count, roots))
     possible = count ** len(roots) > _FLOOR[torch.float64]
@@ -180,7 +180,7 @@ def test_mixed_batches_run_in_one_tree_pass_and_equal_the_einsum_engine(monkeypa
     """Whether cliques are computed for every query (share 0), for the queries that need them
     only (above 1), or for all once half need them, and whether they are materialised or their
     messages contracted from their factors, the answers are the einsum engine's."""
-    monkeypatch.setattr("oracle.junction._ALL_ROWS", share)
+    monkeypatch.setattr("crux.oracle.junction._ALL_ROWS", share)
     model = load_model(DATA / f"{name}.bif.gz")
     oracle = Oracle(model, device="cpu", samples=2)
     oracle._tree = JunctionTree(model.network, contract=contract)
@@ -248,7 +248,7 @@ def test_chunks_of_a_large_batch_equal_one_pass(monkeypatch):
         whole = oracle.posterior_means(qs)
     except QueryError:
         pytest.skip("a random query has impossible evidence")
-    monkeypatch.setattr("oracle.oracle._TREE_CELLS", 1)  # one query per pass
+    monkeypatch.setattr("crux.oracle.oracle._TREE_CELLS", 1)  # one query per pass
     calls = spy(monkeypatch)
     parts = oracle.posterior_means(qs)
     assert calls == [1] * len(qs)
@@ -289,7 +289,7 @@ def test_a_tree_too_costly_per_query_is_not_used(monkeypatch):
     model = load_model(DATA / "alarm.bif.gz")
     qs = [Query(do=d, given=g, outcomes=[t]) for d, g, t in random_queries(model, 20, seed=9)]
     calls = spy(monkeypatch)
-    monkeypatch.setattr("oracle.oracle._TREE_MAX_CELLS", 1000)  # alarm's tree holds 1,065
+    monkeypatch.setattr("crux.oracle.oracle._TREE_MAX_CELLS", 1000)  # alarm's tree holds 1,065
     try:
         Oracle(model, device="cpu", samples=2).posterior_means(qs)
     except QueryError:
@@ -346,7 +346,7 @@ def test_the_root_is_where_a_typical_query_costs_least(name):
 def test_pattern_keys_are_equal_exactly_when_every_code_is():
     """Queries' keys (one int64 per query from several columns of codes) match exactly when all
     their codes do, also when the codes' ranges multiply past 2^62 and are renumbered."""
-    from oracle.junction import _mixed_radix
+    from crux.oracle.junction import _mixed_radix
 
     generator = torch.Generator().manual_seed(0)
     columns = [(torch.randint(0, 3, (200,), generator=generator) * (1 << 38), 1 << 40) for _ in range(4)]

@@ -13,11 +13,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oracle.exact import ExactEngine
-from oracle.oracle import Oracle
-from oracle.query import Query, QueryError
-from worldmodel import reference
-from worldmodel.model import load_model
+from crux.oracle.exact import ExactEngine
+from crux.oracle.oracle import Oracle
+from crux.oracle.query import Query, QueryError
+from crux.worldmodel import reference
+from crux.worldmodel.model import load_model
 
 gum = pytest.importorskip("pyagrum")
 

@@ -9,8 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oracle import exact
-from oracle.paths import elimination_path
+from crux.oracle import exact
+from crux.oracle.paths import elimination_path
 
 LETTERS = "abcdefgh"
 

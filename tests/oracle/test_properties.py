@@ -20,12 +20,12 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from oracle.oracle import Oracle
-from oracle.query import Query, QueryError
-from worldmodel import reference
-from worldmodel.load import validate_data
-from worldmodel.model import Model
-from worldmodel.spec import Scenario
+from crux.oracle.oracle import Oracle
+from crux.oracle.query import Query, QueryError
+from crux.worldmodel import reference
+from crux.worldmodel.load import validate_data
+from crux.worldmodel.model import Model
+from crux.worldmodel.spec import Scenario
 
 PARTIES = ("agent", "human", "world")
 STATE_SETS = (("s0", "s1"), ("no", "yes"), ("s0", "s1", "s2"), ("lo", "mid", "hi"))
@@ -420,7 +420,7 @@ def test_ask_many_equals_one_by_one(raw: dict, data: st.DataObject) -> None:
     many = Oracle(model, device="cpu", samples=5, seed=11)
     split = data.draw(st.sampled_from([0, 4]), label="_SPLIT_STATES")  # tables stacked per query, or per party
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("oracle.oracle._SPLIT_STATES", split)
+        patch.setattr("crux.oracle.oracle._SPLIT_STATES", split)
         _ask_many_as_one_by_one(many, batch, one_by_one)
 
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from oracle.oracle import Oracle
-from oracle.query import Query, QueryError, Resolver, resolve
-from worldmodel.model import Model, load_model
+from crux.oracle.oracle import Oracle
+from crux.oracle.query import Query, QueryError, Resolver, resolve
+from crux.worldmodel.model import Model, load_model
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 GAUSSIAN = Path(__file__).resolve().parent / "linear_gaussian.yaml"

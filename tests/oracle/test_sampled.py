@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dialogue.cli.app import app
-from oracle.exact import TooLarge
-from oracle.oracle import Oracle
-from oracle.query import Query
+from crux.dialogue.cli.app import app
+from crux.oracle.exact import TooLarge
+from crux.oracle.oracle import Oracle
+from crux.oracle.query import Query
 from tests.conftest import CANONICAL
-from worldmodel.model import load_model
+from crux.worldmodel.model import load_model
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -47,9 +47,9 @@ def test_chunks_of_particles_add_up_to_one_estimate(monkeypatch, chunk):
 
     import torch
 
-    from oracle.sample import Sampler
+    from crux.oracle.sample import Sampler
 
-    monkeypatch.setattr("oracle.sample._CHUNK", chunk)
+    monkeypatch.setattr("crux.oracle.sample._CHUNK", chunk)
     model = load_model(DATA / "alarm.bif.gz")
     query = Query(given={"BP": "LOW", "HR": "HIGH"}, outcomes=["CO", "LVFAILURE"])
     exact = Oracle(model, device="cpu", samples=2).ask(query)
@@ -112,7 +112,7 @@ def test_states_of_probability_zero_are_never_drawn(tmp_path):
     probability 0 (first, inner or last) spans no uniform, and the others keep their shares."""
     import torch
 
-    from oracle.sample import Sampler
+    from crux.oracle.sample import Sampler
 
     bif = tmp_path / "zeros.bif"
     bif.write_text(

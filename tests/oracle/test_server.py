@@ -16,14 +16,14 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 from typer.testing import CliRunner
 
-from dialogue.cli import serve as serve_command
-from dialogue.cli.app import app as cli
-from oracle import server
-from oracle.oracle import Oracle
-from oracle.query import Query
-from oracle.server import create_app
+from crux.dialogue.cli import serve as serve_command
+from crux.dialogue.cli.app import app as cli
+from crux.oracle import server
+from crux.oracle.oracle import Oracle
+from crux.oracle.query import Query
+from crux.oracle.server import create_app
 from tests.conftest import CANONICAL, ROOT
-from worldmodel.model import load_model
+from crux.worldmodel.model import load_model
 
 ALARM = ROOT / "tests" / "data" / "alarm.bif.gz"
 MODELS = {"squirrel_or_cat": load_model(CANONICAL), "alarm": load_model(ALARM)}
@@ -339,7 +339,7 @@ async def test_a_client_that_leaves_does_not_stall_the_others(app):
 
 
 def test_bad_settings_are_errors():
-    from worldmodel.errors import CruxError
+    from crux.worldmodel.errors import CruxError
 
     for settings_ in [{"max_batch": 0}, {"samples": 20_000}, {"batch_window_ms": -1}, {"token": "short"}, {"method": "magic"}]:
         with pytest.raises(CruxError):

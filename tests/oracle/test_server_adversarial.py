@@ -15,13 +15,13 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from dialogue.cli.app import app as cli
-from oracle import server
-from oracle.query import Query
-from oracle.server import Batcher, create_app
+from crux.dialogue.cli.app import app as cli
+from crux.oracle import server
+from crux.oracle.query import Query
+from crux.oracle.server import Batcher, create_app
 from tests.conftest import CANONICAL
-from worldmodel.errors import CruxError
-from worldmodel.model import load_model
+from crux.worldmodel.errors import CruxError
+from crux.worldmodel.model import load_model
 
 MODELS = {"squirrel_or_cat": load_model(CANONICAL)}
 TOKEN = "s3cret-token-for-tests"

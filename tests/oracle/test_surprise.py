@@ -12,9 +12,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dialogue.cli.app import app
-from worldmodel.errors import CruxError
-from oracle.surprise import Observation, parse_observations, threshold, watch
+from crux.dialogue.cli.app import app
+from crux.worldmodel.errors import CruxError
+from crux.oracle.surprise import Observation, parse_observations, threshold, watch
 
 WAREHOUSE = Path(__file__).resolve().parents[2] / "examples" / "warehouse"
 SCENE = WAREHOUSE / "scene.yaml"
@@ -230,7 +230,7 @@ def test_cli_watch_json_and_table(cat):
     assert [(r["entity"], r["flagged"], r.get("adopted")) for r in records] == [
         (r["entity"], r["flagged"], r.get("adopted")) for r in cat
     ]
-    from dialogue.cli.watch import render
+    from crux.dialogue.cli.watch import render
 
     table = render(cat)
     assert "FLAG" in table and "adopted Cat: unknown_object is re-typed from Box" in table

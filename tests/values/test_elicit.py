@@ -10,16 +10,16 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from dialogue.cli.app import app
-from oracle.oracle import Oracle
+from crux.dialogue.cli.app import app
+from crux.oracle.oracle import Oracle
 from tests.conftest import CANONICAL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from values.elicit import SPAN, Elicitor, Question, preferred, simulated_answer
-from values.tradeoffs import state_weights
-from values.utility import Utility
-from worldmodel.model import load_model
+from crux.values.elicit import SPAN, Elicitor, Question, preferred, simulated_answer
+from crux.values.tradeoffs import state_weights
+from crux.values.utility import Utility
+from crux.worldmodel.model import load_model
 
 
 def elicit(truth: torch.Tensor, order: str, seed: int, cap: int = 30):

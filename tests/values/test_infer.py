@@ -9,11 +9,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from dialogue.cli.app import app
-from oracle.oracle import Oracle
+from crux.dialogue.cli.app import app
+from crux.oracle.oracle import Oracle
 from tests.conftest import CANONICAL, EXAMPLES
-from oracle.exact import ExactEngine
-from values.infer import (
+from crux.oracle.exact import ExactEngine
+from crux.values.infer import (
     Choice,
     _prior_mixture,
     free_states,
@@ -22,9 +22,9 @@ from values.infer import (
     infer_values_and_beliefs,
     simulate_choices,
 )
-from worldmodel import reference
-from worldmodel.errors import CruxError
-from worldmodel.model import load_model
+from crux.worldmodel import reference
+from crux.worldmodel.errors import CruxError
+from crux.worldmodel.model import load_model
 
 TRUTH = torch.tensor([-10 / 550, -300 / 550, -250 / 550], dtype=torch.float64)  # the human's, normalised
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from oracle.oracle import Oracle
+from crux.oracle.oracle import Oracle
 from tests.conftest import CANONICAL
-from values.expected import expected_utilities
-from values.tradeoffs import tradeoff, value_conflicts
-from values.utility import Utility, choose
-from worldmodel import reference
-from worldmodel.model import load_model
+from crux.values.expected import expected_utilities
+from crux.values.tradeoffs import tradeoff, value_conflicts
+from crux.values.utility import Utility, choose
+from crux.worldmodel import reference
+from crux.worldmodel.model import load_model
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dialogue.cli.app import app
-from worldmodel.bif import read_bif
-from worldmodel.errors import CruxError, ModelError
-from worldmodel.model import load_model
+from crux.dialogue.cli.app import app
+from crux.worldmodel.bif import read_bif
+from crux.worldmodel.errors import CruxError, ModelError
+from crux.worldmodel.model import load_model
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SIZES = {"asia": 8, "cancer": 5, "earthquake": 5, "sachs": 11, "survey": 6, "alarm": 37, "child": 20}

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from oracle.oracle import Oracle
-from oracle.query import Query
-from worldmodel.entities import scene_graph
-from worldmodel.errors import ModelError
-from worldmodel.load import load_scenario, validate_data
-from worldmodel.model import Model, load_model
+from crux.oracle.oracle import Oracle
+from crux.oracle.query import Query
+from crux.worldmodel.entities import scene_graph
+from crux.worldmodel.errors import ModelError
+from crux.worldmodel.load import load_scenario, validate_data
+from crux.worldmodel.model import Model, load_model
 
 SCENES = Path(__file__).resolve().parent / "scenes"
 FORKLIFT = SCENES / "forklift.yaml"
@@ -180,7 +180,7 @@ def test_scene_errors_point_at_the_type(tmp_path, edit, needle):
 
 def test_row_strength_sets_one_rows_certainty(canonical):
     """A row seen in data (crux learn) carries its own concentration; the reference agrees."""
-    from worldmodel import reference
+    from crux.worldmodel import reference
 
     data = yaml.safe_load(Path(__file__).resolve().parents[2].joinpath("examples", "squirrel_or_cat.yaml").read_text())
     data["world"]["variables"]["crash"]["row_strength"] = {"wet, swerve, car": 500}

@@ -24,8 +24,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from worldmodel.errors import CruxError
-from worldmodel.model import load_model
+from crux.worldmodel.errors import CruxError
+from crux.worldmodel.model import load_model
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "squirrel_or_cat.yaml"
 SCENE = Path(__file__).resolve().parent / "scenes" / "forklift.yaml"

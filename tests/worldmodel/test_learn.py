@@ -15,16 +15,16 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from dialogue.cli.app import app
-from oracle.oracle import Oracle
-from oracle.query import Query
-from worldmodel.compile import compile_beliefs, network_of, party_beliefs
-from worldmodel.errors import CruxError
-from worldmodel.learn import learn_file, update
-from worldmodel.load import load_scenario
-from worldmodel.model import Model, load_model
-from worldmodel.rows import split_key
-from worldmodel.spec import CountsData, Fact
+from crux.dialogue.cli.app import app
+from crux.oracle.oracle import Oracle
+from crux.oracle.query import Query
+from crux.worldmodel.compile import compile_beliefs, network_of, party_beliefs
+from crux.worldmodel.errors import CruxError
+from crux.worldmodel.learn import learn_file, update
+from crux.worldmodel.load import load_scenario
+from crux.worldmodel.model import Model, load_model
+from crux.worldmodel.rows import split_key
+from crux.worldmodel.spec import CountsData, Fact
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "squirrel_or_cat.yaml"

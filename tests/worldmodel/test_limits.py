@@ -25,11 +25,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dialogue.cli.app import app
-from worldmodel import limits
-from worldmodel.errors import CruxError, ModelError
-from worldmodel.load import load_scenario
-from worldmodel.model import load_model
+from crux.dialogue.cli.app import app
+from crux.worldmodel import limits
+from crux.worldmodel.errors import CruxError, ModelError
+from crux.worldmodel.load import load_scenario
+from crux.worldmodel.model import load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 WAREHOUSE = ROOT / "examples" / "warehouse" / "scene.yaml"

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from dialogue.cli.app import app
-from worldmodel.errors import CruxError, ModelError, Problem
-from worldmodel.load import load_scenario, read_data, validate_data
-from worldmodel.spec import Scenario
+from crux.dialogue.cli.app import app
+from crux.worldmodel.errors import CruxError, ModelError, Problem
+from crux.worldmodel.load import load_scenario, read_data, validate_data
+from crux.worldmodel.spec import Scenario
 
 Mutation = Callable[[dict[str, Any]], None]
 
