@@ -33,7 +33,7 @@ one that fails to load is a bug in this generator and stops the run.
 
 The **true choice** is the action of highest expected utility under the human's beliefs as
 the exchange left them and the true values (ties to the action listed first).  It is
-computed apart from both sessions (:func:`values.expected.action_marginals` on the
+computed apart from both sessions (:func:`oracle.predict.action_marginals` on the
 ``truth`` copy's human beliefs and :class:`values.utility.Utility`) and checked against
 the ``truth`` session's final human choice; a difference is listed as odd.
 
@@ -85,7 +85,7 @@ from bench.machine import describe
 from crux.dialogue.elicitation import Elicitation
 from crux.dialogue.session import run_session
 from crux.oracle.oracle import Oracle
-from crux.values.expected import action_marginals
+from crux.oracle.predict import action_marginals
 from crux.values.utility import Utility, choose
 from crux.worldmodel.errors import CruxError
 from crux.worldmodel.model import Model, load_model

@@ -27,12 +27,12 @@ relation), so the library grows while the scene stays the same.
 checks), ``Model.from_scenario`` (the network's structure), ``Model.beliefs("agent")`` (the
 agent's Dirichlet tables) and ``Oracle(model)``.  Its phases are timed in the same run by
 wrapping the functions that ``validate_data`` calls: ``schema`` (``Scenario.model_validate``
-and what else ``validate_data`` does outside the calls below), ``lib yaml`` (``load.read_data``
+and what else ``validate_data`` does outside the calls below), ``lib yaml`` (``files.read_data``
 of the ``use`` file: parsing its YAML), ``library`` (the rest of ``entities.library_types``:
 validating the library's types), ``ground`` (the rest of
 ``entities.ground``), ``checks`` (``checks.check`` on the grounded scenario), ``network``
 (``Model.from_scenario``: ``compile.network_of``), ``beliefs`` and ``oracle``.  ``read s`` is
-parsing the scene's YAML file (``load.read_data``), not counted in ``compile s``.
+parsing the scene's YAML file (``files.read_data``), not counted in ``compile s``.
 
 **Query.**  ``P(fK.hazard | do(stop=no), wJ.present=present)`` as the agent, where ``fK`` is
 ``f17`` (``f{17 mod forklifts}`` in scenes with fewer forklifts) and ``wJ`` the first worker in
@@ -86,7 +86,8 @@ import yaml
 from crux.oracle.exact import ExactEngine, relevant
 from crux.oracle.oracle import Oracle
 from crux.oracle.query import Query, resolve
-from crux.worldmodel.load import read_data, validate_data
+from crux.worldmodel.files import read_data
+from crux.worldmodel.load import validate_data
 from crux.worldmodel.model import Model
 
 SIZES = (10, 100, 1_000, 10_000)
@@ -313,7 +314,7 @@ def compile_scene(data: dict[str, Any], base_dir: Path, device: str) -> tuple[Mo
     phases = Phases()
     with (
         phases.wrap("crux.worldmodel.entities", "library_types", "library"),
-        phases.wrap("crux.worldmodel.load", "read_data", "lib yaml"),
+        phases.wrap("crux.worldmodel.entities", "read_data", "lib yaml"),
         phases.wrap("crux.worldmodel.load", "ground", "ground"),
         phases.wrap("crux.worldmodel.load", "check", "checks"),
     ):

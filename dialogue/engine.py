@@ -12,8 +12,8 @@ When the human's values are unknown (all, or some outcomes'), the diagnosis
 says so (kind ``unknown``: no human choice, no shares) until they are known;
 the exchange shares every fact that changes a prediction (with some values it
 changes the human's choice); and once it is over, the engine asks the human
-value questions (:mod:`dialogue.elicitation`), each answered by an
-:class:`Answer`, before the final diagnosis.
+value questions (:mod:`dialogue.elicitation`), each answered by a
+:class:`ValueAnswer`, before the final diagnosis.
 
 Every act of the human (a response to an offer, a share, an observation, a
 value edit, a value answer) is an event, never a rewrite: the engine
@@ -35,12 +35,11 @@ from crux.dialogue.evaluate import Evaluator
 from crux.dialogue.final import conclude
 from crux.dialogue.protocol import (
     OBSERVATION_PREFIX,
-    Answer,
     Asked,
     Conflicted,
     Decide,
-    Decline,
     Decided,
+    Decline,
     Diagnosed,
     Elicited,
     Message,
@@ -56,6 +55,7 @@ from crux.dialogue.protocol import (
     Stated,
     Undo,
     Undone,
+    ValueAnswer,
     ValuesChanged,
     Withdraw,
 )
@@ -157,7 +157,7 @@ class Engine:
             Share: self._share,
             Observe: self._observe,
             SetValues: self._set_values,
-            Answer: self._answer,
+            ValueAnswer: self._answer,
             Withdraw: self._withdraw_answer,
             Decline: self._decline,
             Undo: self._undo,
@@ -309,7 +309,7 @@ class Engine:
         changed = ValuesChanged(party=message.party, values=message.values, changed=_changes(net, before, message.values))
         return [changed, self._diagnosed("turn"), *self._advance()]
 
-    def _answer(self, message: Answer) -> list:
+    def _answer(self, message: ValueAnswer) -> list:
         """The human answers the value question on offer; the next question, or the conclusion, follows."""
         asked = self.question
         if asked is None:
@@ -405,7 +405,7 @@ class Engine:
             return "observation", f"your observation {message.variable}={message.state}"
         if isinstance(message, SetValues) and message.party == "human":
             return "values", "your value edit"
-        if isinstance(message, Answer):
+        if isinstance(message, ValueAnswer):
             return "answer", f"your answer to value question {message.question} ({message.choice})"
         if isinstance(message, Withdraw):
             return "withdraw", f"withdrawing your answer to value question {message.question}"

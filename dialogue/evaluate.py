@@ -9,7 +9,7 @@ import torch
 from crux.beliefs.graph import BeliefGraph
 from crux.dialogue.diagnosis import FULL_CELLS, PREDICT_CELLS, Diagnosis, diagnose
 from crux.oracle.oracle import Oracle
-from crux.values.expected import action_marginals
+from crux.oracle.predict import action_marginals
 from crux.values.utility import Utility
 
 Pair = tuple[BeliefGraph, BeliefGraph]

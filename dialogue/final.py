@@ -15,7 +15,7 @@ from crux.beliefs.graph import BeliefGraph
 from crux.dialogue.diagnosis import Diagnosis
 from crux.dialogue.evaluate import Evaluator
 from crux.dialogue.protocol import Concluded
-from crux.values.expected import action_marginals
+from crux.oracle.predict import action_marginals
 from crux.values.information import observation_value, row_values
 from crux.values.tradeoffs import tradeoff, value_conflicts
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from crux.dialogue.protocol import Answer, Asked, Conflicted, Decide, Diagnosed, Offered, Respond, Withdraw
+from crux.dialogue.protocol import Asked, Conflicted, Decide, Diagnosed, Offered, Respond, ValueAnswer, Withdraw
 from crux.values.elicit import preferred
 from crux.values.utility import split_values
 from crux.worldmodel.compile import Network
@@ -25,7 +25,7 @@ class Party(Protocol):
 
 
 class Human(Party, Protocol):
-    def answer(self, question: Asked) -> Answer: ...
+    def answer(self, question: Asked) -> ValueAnswer: ...
 
     def resolve(self, conflict: Conflicted) -> Withdraw: ...
 
@@ -68,11 +68,11 @@ class ScriptedHuman:
         )
         return Respond(fact=offer.fact, accepted=not rejected)
 
-    def answer(self, question: Asked) -> Answer:
+    def answer(self, question: Asked) -> ValueAnswer:
         """The option better under the values it holds, without noise; ties go to the first."""
         self._asked[question.number] = question
         choice = preferred(question.kind, question.first, question.second, question.predicted, self.values)
-        return Answer(question=question.number, choice=choice)
+        return ValueAnswer(question=question.number, choice=choice)
 
     def resolve(self, conflict: Conflicted) -> Withdraw:
         """Withdraw the clashing answer its values disagree with now (answers given without noise

@@ -72,7 +72,7 @@ class SetValues(_Message):
     values: dict[str, OutcomeValues]
 
 
-class Answer(_Message):
+class ValueAnswer(_Message):
     """The human's answer to the value question on offer: one of its two options."""
 
     question: int = Field(description="The number of the question answered.")
@@ -296,7 +296,7 @@ Event = Annotated[
     | Undone,
     Field(discriminator="type"),
 ]
-Message = Respond | Decide | State | Share | Observe | SetValues | Answer | Withdraw | Decline | Undo
+Message = Respond | Decide | State | Share | Observe | SetValues | ValueAnswer | Withdraw | Decline | Undo
 
 
 def message_of(event: BaseModel) -> Message | None:
@@ -317,7 +317,7 @@ def message_of(event: BaseModel) -> Message | None:
     if isinstance(event, ValuesChanged):
         return SetValues(party=event.party, values=event.values)
     if isinstance(event, Answered):
-        return Answer(question=event.number, choice=event.answer)
+        return ValueAnswer(question=event.number, choice=event.answer)
     if isinstance(event, Withdrawn):
         return Withdraw(question=event.number)
     if isinstance(event, Declined):

@@ -1,9 +1,8 @@
 """Contraction paths by greedy variable elimination, found in a fraction of a millisecond.
 
 A query of a new structure needs a new contraction path.  opt_einsum's greedy search is
-general (any einsum) and costs 0.5-0.8 ms for a pruned alarm network and 3.3 ms for andes:
-more than the contraction itself (here 0.15-0.2 ms and 1.3 ms, measured on the bench's
-mixed queries).  The operands here are a Bayesian network's tables,
+general (any einsum) and can cost more than the contraction itself (measured:
+``bench/findings/tuning_notes.md``).  The operands here are a Bayesian network's tables,
 so the classic elimination heuristic serves as well: repeatedly sum out the index whose
 factors, multiplied together, make the smallest table (min-weight), multiplying those
 factors pairwise, smallest first.  Every index not in the output is summed at the first

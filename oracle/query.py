@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crux.worldmodel.compile import Network, Party
+from crux.worldmodel.compile import Believer, Network
 from crux.worldmodel.errors import CruxError, unknown
 
 
@@ -33,7 +33,7 @@ class Query(BaseModel):
     outcomes: list[str] = Field(
         default_factory=list, description="Variables to report; empty means the model's outcomes."
     )
-    as_: Party | None = Field(
+    as_: Believer | None = Field(
         default=None,
         alias="as",
         description="Whose beliefs answer: agent, human or world (no party); default agent for a scenario.",
@@ -78,7 +78,7 @@ class Resolved:
     """A query checked against a network: names as the model spells them, states as indices."""
 
     query: Query
-    party: Party
+    party: Believer
     do: tuple[tuple[str, int | float], ...]
     """(variable, state index), or (variable, value) for a continuous one."""
     given: tuple[tuple[str, int | float], ...]
@@ -112,7 +112,7 @@ def index_of_state(network: Network, var: str, state: str) -> int:
 
 
 def resolve(
-    query: Query, network: Network, parties: Sequence[Party], default_party: Party, echo: bool = True
+    query: Query, network: Network, parties: Sequence[Believer], default_party: Believer, echo: bool = True
 ) -> Resolved:
     """Check a query against the network: unknown names are errors listing the valid ones.
     ``echo=False`` skips building the echoed query (for answers that do not carry it)."""
@@ -163,10 +163,9 @@ class Resolver:
     asks about, and whose beliefs answer): the names of a shape are checked once, and each query
     of it reads its states by one dictionary lookup each.  A state not found as written, and any
     query asking for its echo, takes the full :func:`resolve`, so every error and forgiven
-    spelling is the same.  With the trims in ``Oracle._run`` (belief states per party, the mean
-    rows cut once per group): 1,000 alarm queries of one structure, warm, 87k -> 140k q/s."""
+    spelling is the same.  What it saved, measured: ``bench/findings/tuning_notes.md``."""
 
-    def __init__(self, network: Network, parties: Sequence[Party], default_party: Party, limit: int = 1024):
+    def __init__(self, network: Network, parties: Sequence[Believer], default_party: Believer, limit: int = 1024):
         self.network, self.parties, self.default_party, self.limit = network, parties, default_party, limit
         self._shapes: dict[tuple, _Shape | None | bool] = {}
         """Per shape: True once met (a shape met once, as in a batch of mixed structure, is not
@@ -191,7 +190,7 @@ class Resolver:
 class _Shape:
     """What the queries of one shape share, once their names are checked."""
 
-    party: Party
+    party: Believer
     do: tuple[tuple[str, Mapping[str, int] | None], ...]
     """(the variable as the model spells it, its states' indices; None: continuous)."""
     given: tuple[tuple[str, Mapping[str, int] | None], ...]

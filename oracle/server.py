@@ -5,9 +5,9 @@ also at ``/ask``.  Requests are :class:`~oracle.query.Query` objects and answers
 JSON of ``crux ask --json`` (:meth:`~oracle.query.Answer.to_json`), so the CLI and the
 server speak one format.  Predictions only: no endpoint reads values or ranks actions.
 
-**Dynamic batching.**  Each query is checked on arrival (:func:`~oracle.query.resolve`,
-so a bad one is answered 422 at once and never joins a batch), then queued.  One
-collector gathers what arrives within ``batch_window_ms`` (up to ``max_batch`` queries)
+**Dynamic batching.**  Each query is checked on arrival, field by field
+(:func:`~oracle.validate.locate`, so a bad one is answered 422 at once and never joins a
+batch), then queued for the :class:`~oracle.batching.Batcher`.  One collector gathers what arrives within ``batch_window_ms`` (up to ``max_batch`` queries)
 and hands it to a single worker thread as one :meth:`~oracle.oracle.Oracle.ask_many`
 call, off the event loop, so the device sees large batches.  If that call raises, each
 half of the batch is answered on its own (and so on down), so one bad request fails
@@ -44,13 +44,9 @@ import ipaddress
 import json
 import logging
 import math
-import threading
-import time
-from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict
+from collections.abc import Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -60,9 +56,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from crux.oracle.batching import Batcher, Key
 from crux.oracle.device import resolve_device
 from crux.oracle.oracle import MAX_BYTES, METHODS, Method, Oracle
-from crux.oracle.query import Answer, Query, QueryError, resolve
+from crux.oracle.query import Answer, Query
+from crux.oracle.validate import Loc, error_at, locate
 from crux.worldmodel.errors import CruxError, unknown
 from crux.worldmodel.jsontext import NotStandardJson
 from crux.worldmodel.jsontext import loads as strict_json
@@ -95,9 +93,6 @@ BACKLOG = 2048
 MAX_HEADER_BYTES = 16 * 1024
 """Most bytes of an unfinished request line and headers held (h11's
 ``max_incomplete_event_size``): past it 400, and the connection is closed."""
-
-Loc = tuple[str | int, ...]
-
 
 # -- request and response models ------------------------------------------------------------
 
@@ -194,224 +189,14 @@ class RequestProblem(Exception):
         super().__init__("; ".join(e["msg"] for e in errors))
 
 
-def _error(loc: Loc, msg: str, kind: str = "query") -> dict[str, Any]:
-    return {"loc": list(loc), "msg": msg, "type": kind}
-
-
 def _problem_response(status: int, errors: list[dict[str, Any]], headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": errors}, status_code=status, headers=dict(headers or {}))
 
 
-def locate(query: Query, model: Model, prefix: Loc = ("body",)) -> list[dict[str, Any]]:
-    """The problems :func:`resolve` finds in ``query``, each at its field (``do.<var>``,
-    ``outcomes.<i>``, ``as``); empty if it resolves."""
-    net, parties, default = model.network, model.parties, model.default_party
-
-    def refused(q: Query) -> str | None:
-        try:
-            resolve(q, net, parties, default)
-        except QueryError as err:
-            return str(err)
-        return None
-
-    whole = refused(query)
-    if whole is None:
-        return []
-    message = refused(Query(as_=query.as_))
-    if message is not None:
-        return [_error((*prefix, "as"), message)]
-    errors = []
-    for name in ("do", "given"):
-        for var, state in getattr(query, name).items():
-            message = refused(Query(**{name: {var: state}}, as_=query.as_))
-            if message is not None:
-                errors.append(_error((*prefix, name, var), message))
-    for i, outcome in enumerate(query.outcomes):
-        message = refused(Query(outcomes=[outcome], as_=query.as_))
-        if message is not None:
-            errors.append(_error((*prefix, "outcomes", i), message))
-    if not errors:  # each part is fine, together they are not (set and observed at once)
-        both = sorted(set(query.do) & set(query.given))
-        errors.append(_error((*prefix, "given", both[0]) if both else prefix, whole))
-    return errors
-
-
-# -- dynamic batching -------------------------------------------------------------------------
-
-
-Key = tuple[str, int, int]
-"""(model name, samples, seed): queries with the same key can share an oracle call."""
-
-
-@dataclass
-class _Job:
-    key: Key
-    queries: list[Query]
-    future: asyncio.Future
-    loc: Loc
-    arrived: float
-
-
-@dataclass
-class _Stats:
-    calls: int = 0
-    queries: int = 0
-    seconds: float = 0.0
-
-
-class _Lane:
-    """The waiting jobs of one event loop, and its collector task."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        self.loop = loop
-        self.pending: deque[_Job] = deque()
-        self.size = 0  # queries waiting
-        self.arrived = asyncio.Event()
-        self.full = asyncio.Event()
-        self.task: asyncio.Task | None = None
-
-
-class Batcher:
-    """Gathers concurrent requests into few oracle calls, made on one worker thread.
-
-    A batch leaves when its oldest request has waited ``window_s`` or when ``max_batch``
-    queries wait (a larger batch request leaves alone).  Requests that arrive while the
-    worker computes have waited already: they leave together as soon as it is free.  A batch
-    is answered one key (model, samples, seed) at a time, the cheapest (fewest draws) first,
-    and each key's requests are answered as soon as it is done: a request with many draws of
-    its own does not hold the cheap ones gathered with it.
-    """
-
-    def __init__(self, oracle_for: Callable[[Key], Oracle], window_s: float, max_batch: int):
-        self._oracle_for = oracle_for
-        self.window_s = window_s
-        self.max_batch = max_batch
-        self.stats = _Stats()
-        self._executor: ThreadPoolExecutor | None = None
-        self._lane: _Lane | None = None
-        self._lock = threading.Lock()
-
-    async def submit(self, key: Key, queries: list[Query], loc: Loc = ("body",)) -> list[dict]:
-        """Answers (JSON of ``crux ask --json``) to these queries, in order; raises
-        :class:`RequestProblem` if they cannot be answered."""
-        lane = self._running_lane()
-        job = _Job(key, queries, lane.loop.create_future(), loc, lane.loop.time())
-        lane.pending.append(job)
-        lane.size += len(queries)
-        lane.arrived.set()
-        if lane.size >= self.max_batch:
-            lane.full.set()
-        return await job.future
-
-    def close(self) -> None:
-        """Stop the collector and the worker (a later request starts them again)."""
-        with self._lock:
-            lane, self._lane = self._lane, None
-            if lane is not None and lane.task is not None and not lane.loop.is_closed():
-                lane.loop.call_soon_threadsafe(lane.task.cancel)
-            if self._executor is not None:
-                self._executor.shutdown(wait=False, cancel_futures=True)
-                self._executor = None
-
-    def _running_lane(self) -> _Lane:
-        """The lane of the running event loop, its collector started (once per loop: a test
-        client may run each request in a loop of its own)."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crux-oracle")
-            lane = self._lane
-            if lane is None or lane.loop is not loop or lane.task is None or lane.task.done():
-                lane = self._lane = _Lane(loop)
-                lane.task = loop.create_task(self._collect(lane, self._executor))
-            return lane
-
-    async def _collect(self, lane: _Lane, executor: ThreadPoolExecutor) -> None:
-        loop = lane.loop
-        while True:
-            await lane.arrived.wait()
-            wait = lane.pending[0].arrived + self.window_s - loop.time()
-            if wait > 0 and lane.size < self.max_batch:
-                try:
-                    await asyncio.wait_for(lane.full.wait(), wait)
-                except TimeoutError:
-                    pass
-            jobs = [lane.pending.popleft()]
-            size = len(jobs[0].queries)
-            while lane.pending and size + len(lane.pending[0].queries) <= self.max_batch:
-                job = lane.pending.popleft()
-                jobs.append(job)
-                size += len(job.queries)
-            lane.size -= size
-            if not lane.pending:
-                lane.arrived.clear()
-            if lane.size < self.max_batch:
-                lane.full.clear()
-            for group in _by_key(jobs):
-                group = [j for j in group if not j.future.done()]  # clients that left
-                if not group:
-                    continue
-                try:
-                    results = await loop.run_in_executor(executor, self._compute, group)
-                except Exception as err:  # the worker itself failed (a bug): fail these requests, keep serving
-                    log.exception("oracle worker failed")
-                    results = [err] * len(group)
-                for job, result in zip(group, results):
-                    if job.future.done():
-                        continue
-                    if isinstance(result, BaseException):
-                        job.future.set_exception(result)
-                    else:
-                        job.future.set_result(result)
-
-    def _compute(self, jobs: list[_Job]) -> list[list[dict] | BaseException]:
-        """On the worker thread: the answers of jobs of one key (model, samples, seed)."""
-        try:
-            oracle = self._oracle_for(jobs[0].key)
-        except Exception as err:  # noqa: BLE001 -- handed to its requests
-            return [_as_problem(err, job) for job in jobs]
-        return self._answer(oracle, jobs)
-
-    def _answer(self, oracle: Oracle, jobs: list[_Job]) -> list[list[dict] | BaseException]:
-        """The jobs' answers from one call; if it raises, each half is answered on its own (and
-        so on down), so a bad request fails only itself, at a cost of a few calls per bad one."""
-        try:
-            answers = self._ask(oracle, [q for job in jobs for q in job.queries])
-        except Exception as err:  # noqa: BLE001 -- handed to its request, never hidden
-            if len(jobs) == 1:
-                return [_as_problem(err, jobs[0])]
-            half = len(jobs) // 2
-            return self._answer(oracle, jobs[:half]) + self._answer(oracle, jobs[half:])
-        out, start = [], 0
-        for job in jobs:
-            out.append(answers[start : start + len(job.queries)])
-            start += len(job.queries)
-        return out
-
-    def _ask(self, oracle: Oracle, queries: list[Query]) -> list[dict]:
-        stats = self.stats
-        stats.calls += 1
-        start = time.perf_counter()
-        try:
-            return [a.to_json() for a in oracle.ask_many(queries)]
-        finally:
-            stats.seconds += time.perf_counter() - start
-            stats.queries += len(queries)
-
-
-def _by_key(jobs: list[_Job]) -> list[list[_Job]]:
-    """The jobs grouped by key, in arrival order within a key; the key with the fewest draws
-    (samples times queries) first."""
-    groups: dict[Key, list[_Job]] = {}
-    for job in jobs:
-        groups.setdefault(job.key, []).append(job)
-    return sorted(groups.values(), key=lambda group: group[0].key[1] * sum(len(j.queries) for j in group))
-
-
-def _as_problem(err: Exception, job: _Job) -> BaseException:
+def _as_problem(err: Exception, loc: Loc) -> BaseException:
     """A user error becomes a 422 at the request; anything else stays what it is (a bug: 500)."""
     if isinstance(err, CruxError):
-        return RequestProblem(422, [_error(job.loc, str(err))])
+        return RequestProblem(422, [error_at(loc, str(err))])
     return err
 
 
@@ -479,7 +264,7 @@ def create_app(
             others.popitem(last=False)
         return made
 
-    batcher = Batcher(oracle_for, batch_window_ms / 1000, max_batch)
+    batcher = Batcher(oracle_for, batch_window_ms / 1000, max_batch, failed=_as_problem)
     AskRequest, BatchRequest = _request_models(max_queries, max_samples)
 
     @asynccontextmanager
@@ -522,7 +307,7 @@ def create_app(
 
     def model_named(name: str) -> Model:
         if name not in models:
-            raise RequestProblem(404, [_error(("path", "name"), unknown("model", name, names), "unknown_model")])
+            raise RequestProblem(404, [error_at(("path", "name"), unknown("model", name, names), "unknown_model")])
         return models[name]
 
     def key_of(name: str, request: Any, count: int = 1) -> Key:
@@ -535,7 +320,7 @@ def create_app(
                 f"x {n:,} samples), more than the {max_draws:,} one request may (--max-draws): send fewer queries "
                 "per request or ask for fewer samples"
             )
-            raise RequestProblem(422, [_error(where_, message, "too_many_draws")])
+            raise RequestProblem(422, [error_at(where_, message, "too_many_draws")])
         return (name, n, seed if request.seed is None else request.seed)
 
     async def answer_one(name: str, request: Any) -> Response:
@@ -606,7 +391,7 @@ def create_app(
             404: (("path",), f"no endpoint {request.url.path}: see /openapi.json"),
             405: (("method",), f"{request.method} is not allowed on {request.url.path}: see /openapi.json"),
         }.get(err.status_code, (("request",), str(err.detail)))
-        return _problem_response(err.status_code, [_error(loc, message, "http")], err.headers)
+        return _problem_response(err.status_code, [error_at(loc, message, "http")], err.headers)
 
     @app.exception_handler(Exception)
     async def internal(_: Request, err: Exception) -> Response:  # a bug in Crux: say so, in one line
@@ -624,7 +409,7 @@ def _safe(error: Mapping[str, Any]) -> dict[str, Any]:
     """A validation error as JSON can carry it: its place, message and kind, and the limits it
     names (``ctx``) as plain values; never the input (which may be large, or not JSON at all:
     NaN, bytes that are not UTF-8)."""
-    out = _error(tuple(error.get("loc", ("body",))), str(error.get("msg", "invalid")), str(error.get("type", "invalid")))
+    out = error_at(tuple(error.get("loc", ("body",))), str(error.get("msg", "invalid")), str(error.get("type", "invalid")))
     ctx = error.get("ctx")
     if isinstance(ctx, Mapping):
         plain = (str, int, bool, type(None))
@@ -643,7 +428,7 @@ def _json(content: Any) -> Response:
             "the answer holds numbers that are not finite (NaN or infinity), which JSON cannot carry: "
             "check that the values set and seen are in a sensible range and the evidence is possible"
         )
-        raise RequestProblem(422, [_error(("body",), message)]) from None
+        raise RequestProblem(422, [error_at(("body",), message)]) from None
     return Response(body, media_type="application/json")
 
 
@@ -791,7 +576,7 @@ class _Guard:
             except ValueError:
                 declared = -1
             if declared < 0:
-                await _problem_response(400, [_error(("header", "content-length"), "not a byte count", "bad_header")])(
+                await _problem_response(400, [error_at(("header", "content-length"), "not a byte count", "bad_header")])(
                     scope, receive, send
                 )
                 return
@@ -811,7 +596,7 @@ class _Guard:
                 break
         problem = json_problem(bytes(body)) if body and _is_json(headers.get(b"content-type")) else None
         if problem is not None:
-            await _problem_response(400, [_error(("body",), problem, "json")])(scope, receive, send)
+            await _problem_response(400, [error_at(("body",), problem, "json")])(scope, receive, send)
             return
         replayed = False
 
@@ -831,7 +616,7 @@ class _Guard:
                 return None
             return _problem_response(
                 401,
-                [_error(("header", "authorization"), "missing or wrong token: send 'Authorization: Bearer <token>'", "auth")],
+                [error_at(("header", "authorization"), "missing or wrong token: send 'Authorization: Bearer <token>'", "auth")],
                 {"WWW-Authenticate": "Bearer"},
             )
         client = scope.get("client")
@@ -843,7 +628,7 @@ class _Guard:
         else:
             if not is_loopback(host):
                 message = f"{host} is not a loopback client, and this server has no token: start it with --token"
-                return _problem_response(403, [_error(("client",), message, "auth")])
+                return _problem_response(403, [error_at(("client",), message, "auth")])
         authority = headers.get(b"host")
         if authority is None or is_loopback_authority(authority.decode("latin-1")):
             return None  # (no Host at all: HTTP/1.0, never a browser)
@@ -853,11 +638,11 @@ class _Guard:
             "127.0.0.1 or [::1] only (a web page could rebind its own name to 127.0.0.1); use one of those, "
             "or start the server with --token"
         )
-        return _problem_response(400, [_error(("header", "host"), message, "host")])
+        return _problem_response(400, [error_at(("header", "host"), message, "host")])
 
     def _too_large(self) -> Response:
         message = f"the body is larger than the {self.max_body_bytes:,} bytes allowed: send fewer queries per request"
-        return _problem_response(413, [_error(("body",), message, "too_large")])
+        return _problem_response(413, [error_at(("body",), message, "too_large")])
 
 
 # -- serving: uvicorn, with a deadline on reading each request --------------------------------------
@@ -890,7 +675,7 @@ def read_deadline_protocol(timeout_read: float) -> type:
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    body = json.dumps({"detail": [_error(
+    body = json.dumps({"detail": [error_at(
         ("request",),
         f"the request did not arrive within {timeout_read:g} s: send its line, headers and body at once",
         "timeout",

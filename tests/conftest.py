@@ -30,7 +30,7 @@ def to_a_conflict(make_live, tries: int = 40):
     import random
 
     from crux.dialogue.parties import Agent, ScriptedHuman
-    from crux.dialogue.protocol import Answer
+    from crux.dialogue.protocol import ValueAnswer
 
     for seed in range(tries):
         live = make_live()
@@ -42,7 +42,7 @@ def to_a_conflict(make_live, tries: int = 40):
         while engine.conflict is None and engine.question is not None:
             q = engine.question
             choice = human.answer(q).choice if q.kind == "sign" else rng.choice([q.first, q.second])
-            live.send(Answer(question=q.number, choice=choice))
+            live.send(ValueAnswer(question=q.number, choice=choice))
         if engine.conflict is not None:
             return live, engine.conflict
         live.close()

@@ -1,38 +1,19 @@
-"""Expected utility of every action under many belief states, through one batched oracle call."""
+"""Expected utility of every action under many belief states, through one batched oracle call.
+
+The prediction (each action's outcome marginals) is the oracle's
+(:func:`~oracle.predict.action_marginals`); weighing it by utilities is done here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 
 from crux.oracle.oracle import Oracle
-from crux.oracle.query import Query
+from crux.oracle.predict import action_marginals
 from crux.values.utility import Utility
 from crux.worldmodel.compile import BeliefState
-
-
-def action_marginals(
-    oracle: Oracle, states: Sequence[BeliefState], situations: Sequence[Mapping[str, str]] | None = None
-) -> list[dict[str, torch.Tensor]]:
-    """For each belief state (seeing its situation, if given: ``{variable: state}``),
-    ``{outcome: (actions, card)}``: the outcomes of every action.
-
-    All states and actions run as one batch (the tables of the states are
-    stacked), not as a loop of queries.
-    """
-    net = oracle.model.network
-    if net.decision is None:
-        raise ValueError("the model has no decision")
-    actions = net.states[net.decision]
-    seen = situations if situations is not None else [{}] * len(states)
-    queries = [Query(do={net.decision: a}, given=dict(g)) for g in seen for a in actions]
-    means = oracle.posterior_means(queries, [s for s in states for _ in actions])
-    out = []
-    for k in range(len(states)):
-        rows = means[k * len(actions) : (k + 1) * len(actions)]
-        out.append({o: torch.stack([r[o] for r in rows]) for o in net.outcomes})
-    return out
 
 
 def expected_utilities(

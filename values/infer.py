@@ -27,7 +27,7 @@ from pyro.infer import MCMC, NUTS
 
 from crux.oracle.exact import ExactEngine
 from crux.oracle.oracle import Oracle
-from crux.values.expected import action_marginals
+from crux.oracle.predict import action_marginals
 from crux.worldmodel.compile import BeliefState, Network
 from crux.worldmodel.errors import CruxError, unknown
 

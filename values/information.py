@@ -13,8 +13,8 @@ import torch
 
 from crux.oracle.oracle import Oracle
 from crux.oracle.params import dirichlet_draws
+from crux.oracle.predict import action_marginals
 from crux.oracle.query import Query
-from crux.values.expected import action_marginals
 from crux.values.utility import Utility
 from crux.worldmodel.compile import BeliefState
 
@@ -31,23 +31,21 @@ def observation_value(oracle: Oracle, cells: Sequence[Cell], variables: Sequence
     if not variables or not cells:
         return {}
     priors = oracle.posterior_means([Query(do={dec: actions[0]}, outcomes=list(variables))] * len(cells), [s for s, _ in cells])
-    queries, states, index = [], [], []
+    states, situations, index = [], [], []
     for k, (state, _) in enumerate(cells):
-        queries += [Query(do={dec: a}) for a in actions]
-        states += [state] * len(actions)
+        states.append(state)
+        situations.append({})
         index.append((k, None, None))
         for var in variables:
             for v, p in enumerate(priors[k][var].tolist()):
                 if p > _ZERO:
-                    queries += [Query(do={dec: a}, given={var: net.states[var][v]}) for a in actions]
-                    states += [state] * len(actions)
+                    states.append(state)
+                    situations.append({var: net.states[var][v]})
                     index.append((k, var, p))
-    means = oracle.posterior_means(queries, states)
+    predicted = action_marginals(oracle, states, situations)
     best_now: dict[int, float] = {}
     informed: dict[tuple[int, str], float] = {}
-    for n, (k, var, p) in enumerate(index):
-        rows = means[n * len(actions) : (n + 1) * len(actions)]
-        marginals = {o: torch.stack([r[o] for r in rows]) for o in net.outcomes}
+    for marginals, (k, var, p) in zip(predicted, index):
         best = float(cells[k][1].expected(marginals).max())
         if var is None:
             best_now[k] = best

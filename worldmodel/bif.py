@@ -24,8 +24,8 @@ import torch
 
 from crux.worldmodel.compile import BeliefState, Network
 from crux.worldmodel.errors import CruxError, ModelError, PathPart, Problem, clip, short, shown, unknown
+from crux.worldmodel.files import read_bytes
 from crux.worldmodel.limits import limit, over
-from crux.worldmodel.load import read_bytes
 from crux.worldmodel.rows import all_keys, join_key, missing_keys, table_size
 
 BIF_SUFFIXES = (".bif", ".bif.gz")

@@ -17,7 +17,7 @@ import networkx as nx
 from crux.worldmodel.errors import PathPart, Problem, shown, unknown
 from crux.worldmodel.limits import limit, over
 from crux.worldmodel.rows import join_key, missing_keys, row_problems, split_key, table_size
-from crux.worldmodel.spec import UNKNOWN, Agent, Fact, Human, Scenario, Variable
+from crux.worldmodel.spec import UNKNOWN, AgentSpec, Fact, HumanSpec, Scenario, Variable
 
 
 @dataclass
@@ -28,7 +28,7 @@ class View:
     decision: str | None = None
     outcomes: list[str] | None = None
     facts: dict[str, Fact | None] = field(default_factory=dict)
-    parties: dict[str, Agent | None] = field(default_factory=dict)
+    parties: dict[str, AgentSpec | None] = field(default_factory=dict)
     reference: dict[str, str] = field(default_factory=dict)
     _state_sets: dict[str, frozenset[str]] = field(default_factory=dict, repr=False, compare=False)
 
@@ -432,7 +432,7 @@ def _check_fact(view: View, fact_id: str, fact: Fact) -> list[Problem]:
 # -- parties -----------------------------------------------------------------------------
 
 
-def _check_party(view: View, party: str, spec: Agent) -> list[Problem]:
+def _check_party(view: View, party: str, spec: AgentSpec) -> list[Problem]:
     at: tuple[PathPart, ...] = ("parties", party)
     out: list[Problem] = []
     for var, override in spec.beliefs.priors.items():
@@ -478,7 +478,7 @@ def _check_party(view: View, party: str, spec: Agent) -> list[Problem]:
                 f"utilities {shape} (in a predict-only session they are never read: leave `values` out)",
             )
         )
-    if isinstance(spec, Human):
+    if isinstance(spec, HumanSpec):
         responds = spec.responds
         out += _check_values(view, (*at, "responds", "values"), responds.values)
         asked = _unknown_outcomes(view, spec.values)
@@ -513,7 +513,7 @@ def _check_party(view: View, party: str, spec: Agent) -> list[Problem]:
     return out
 
 
-def _check_signs(view: View, at: tuple[PathPart, ...], spec: Human, asked: list[str]) -> list[Problem]:
+def _check_signs(view: View, at: tuple[PathPart, ...], spec: HumanSpec, asked: list[str]) -> list[Problem]:
     """``value_signs``: OUTCOME=state entries of outcomes whose values are asked, never the reference
     state, never both worse and better."""
     out: list[Problem] = []

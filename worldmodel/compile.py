@@ -21,8 +21,10 @@ import torch
 from crux.worldmodel.rows import split_key
 from crux.worldmodel.spec import Fact, Normal, PriorOverride, Scenario
 
-Party = Literal["agent", "human", "world"]
-PARTIES: tuple[Party, ...] = ("agent", "human", "world")
+Believer = Literal["agent", "human", "world"]
+"""Whose beliefs: a party's, or the world's own numbers (the dialogue's parties are
+``dialogue.protocol.PartyName``, the agent and the human)."""
+PARTIES: tuple[Believer, ...] = ("agent", "human", "world")
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,7 @@ def _add(network: Network, fact: Fact, concentration: dict[str, torch.Tensor], l
         likelihood[var] = likelihood[var] * vec if var in likelihood else vec
 
 
-def party_beliefs(scenario: Scenario, network: Network, party: Party) -> BeliefState:
+def party_beliefs(scenario: Scenario, network: Network, party: Believer) -> BeliefState:
     """A party's beliefs at the start: the world plus its priors and the facts it knows."""
     if party == "world":
         return compile_beliefs(scenario, network)

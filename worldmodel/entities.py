@@ -22,9 +22,10 @@ from pathlib import Path
 import networkx as nx
 from pydantic import TypeAdapter, ValidationError
 
-from crux.worldmodel.errors import CruxError, PathPart, Problem, render_path, short, shown, unknown
+from crux.worldmodel.errors import CruxError, PathPart, Problem, render_path, schema_message, short, shown, unknown
+from crux.worldmodel.files import read_data
 from crux.worldmodel.limits import limit, over
-from crux.worldmodel.rows import all_keys, join_key
+from crux.worldmodel.rows import all_keys, join_key, split_key
 from crux.worldmodel.spec import UNKNOWN, Attribute, EntityType, Mechanism, Normal, Scenario, Variable
 
 NO, YES = "no", "yes"
@@ -83,9 +84,6 @@ def library_types(scenario: Scenario, base_dir: Path) -> tuple[dict[str, EntityT
 
     ``use`` files are read from the scenario's folder or below it only (:func:`library_path`),
     and only regular files (a named pipe is refused without blocking on it)."""
-    # imported here: the loader imports this module
-    from crux.worldmodel.load import read_data, schema_message
-
     found: dict[str, EntityType] = {}
     where: dict[str, str] = {}
     problems: list[Problem] = []
@@ -473,8 +471,6 @@ class _Builder:
         return labels
 
     def _count_labels(self, mechanism: Mechanism, position: int, at) -> list[str] | None:
-        from crux.worldmodel.rows import split_key
-
         found = {split_key(key)[position] for key in (mechanism.table or {}) if len(split_key(key)) > position}
         top = [x for x in found if x.endswith("+")]
         if len(top) != 1 or not _COUNT.match(top[0]):

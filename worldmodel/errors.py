@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -113,3 +114,42 @@ def unknown(kind: str, name: object, valid: Iterable[str]) -> str:
         if close:
             message += f"; did you mean {short(close[0])}?"
     return f"{message} (valid: {shown(valid)})" if valid else f"{message} (there are none)"
+
+
+# -- pydantic's errors, as messages that say the fix ----------------------------------------------
+
+
+def schema_message(e: dict) -> str:
+    """One pydantic error as a message that says the fix (the path is rendered apart)."""
+    if e["type"] == "value_error":
+        return str(e["ctx"]["error"])
+    message = e["msg"][0].lower() + e["msg"][1:]
+    given = e.get("input")
+    if e["type"] in ("float_type", "string_type", "list_type", "dict_type", "model_type", "int_type", "bool_type", "values_shape"):
+        message += f", got {short(given)}" if not isinstance(given, (dict, list)) else f", got a {type(given).__name__}"
+    if e["type"] == "float_type" and isinstance(given, str):
+        message += number_hint(given)
+    return message
+
+
+_YAML11_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+][0-9]+)?$")
+_EXPONENT = re.compile(r"^([-+]?)([0-9]+)(?:\.([0-9]*))?[eE]([-+]?)([0-9]+)$")
+
+
+def number_hint(text: str) -> str:
+    """Why a text that looks like a number is not one, and what to write (or "" if it does not).
+
+    YAML 1.1 (PyYAML) reads a number in exponent notation only with a '.' and a signed
+    exponent: ``6e-1`` and ``6.0e1`` are text, ``6.0e-1`` and ``0.6`` are numbers."""
+    try:
+        value = float(text)
+    except ValueError:
+        return ""
+    if not math.isfinite(value):
+        return f": {short(text)} is text, and a number must be finite"
+    m = _EXPONENT.match(text.strip())
+    if m and not _YAML11_FLOAT.match(text.strip()):
+        sign, whole, fraction, exp_sign, exp = m.groups()
+        written = f"{sign}{whole}.{fraction or '0'}e{exp_sign or '+'}{exp}"
+        return f": YAML reads {clip(text)} as text; write {value!r} or {clip(written)}"
+    return ": it is quoted text; write the number without quotes"

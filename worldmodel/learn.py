@@ -35,7 +35,8 @@ import yaml
 from crux.worldmodel.compile import BeliefState, Network
 from crux.worldmodel.entities import ground, library_path
 from crux.worldmodel.errors import CruxError, ModelError, PathPart, unknown
-from crux.worldmodel.load import read_data, read_text, validate_data
+from crux.worldmodel.files import read_data, read_text
+from crux.worldmodel.load import validate_data
 from crux.worldmodel.rows import split_key
 from crux.worldmodel.spec import Scenario, Variable
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crux.worldmodel.compile import PARTIES, BeliefState, Network, Party, network_of, party_beliefs
+from crux.worldmodel.compile import PARTIES, BeliefState, Believer, Network, network_of, party_beliefs
 from crux.worldmodel.bif import BIF_SUFFIXES, is_bif, read_bif
 from crux.worldmodel.errors import CruxError
-from crux.worldmodel.load import SCENARIO_SUFFIXES, load_scenario, unknown_format
+from crux.worldmodel.files import SCENARIO_SUFFIXES, unknown_format
+from crux.worldmodel.load import load_scenario
 from crux.worldmodel.spec import Scenario
 
 
@@ -26,12 +27,12 @@ class Model:
         return cls(name=scenario.name, network=network_of(scenario), scenario=scenario)
 
     @property
-    def parties(self) -> tuple[Party, ...]:
+    def parties(self) -> tuple[Believer, ...]:
         """Whose beliefs can answer: agent, human and world for a scenario."""
         return PARTIES if self.scenario is not None else ("world",)
 
     @property
-    def default_party(self) -> Party:
+    def default_party(self) -> Believer:
         return "agent" if self.scenario is not None else "world"
 
     @classmethod
@@ -39,7 +40,7 @@ class Model:
         """A bare network (e.g. from BIF): only the world's beliefs."""
         return cls(name=name, network=network, _beliefs={"world": world})
 
-    def beliefs(self, party: Party) -> BeliefState:
+    def beliefs(self, party: Believer) -> BeliefState:
         """A party's beliefs at the start (compiled once)."""
         if party not in self.parties:
             raise ValueError(f"{party!r} is not a party of this model (parties: {', '.join(self.parties)})")

@@ -14,6 +14,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
+from pydantic.json_schema import GenerateJsonSchema
 
 _YAML_WORDS = "yes, no, on, off, true, false"
 
@@ -188,8 +189,10 @@ class Fact(_Strict):
 PriorOverride = Probabilities | dict[Name, Probabilities]
 
 
-class Beliefs(_Strict):
+class BeliefsSpec(_Strict):
     """What a party believes before any exchange."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Beliefs")
 
     priors: dict[Name, PriorOverride] = Field(
         default_factory=dict,
@@ -248,10 +251,12 @@ class Responds(_Strict):
     )
 
 
-class Agent(_Strict):
+class AgentSpec(_Strict):
     """The AI party."""
 
-    beliefs: Beliefs = Field(default_factory=Beliefs, description="The agent's priors and facts.")
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Agent")
+
+    beliefs: BeliefsSpec = Field(default_factory=BeliefsSpec, description="The agent's priors and facts.")
     values: PartyValues = Field(
         default_factory=dict,
         description="Utilities {outcome: {state: utility}}; unlisted states (and outcomes) are 0; utilities add up. "
@@ -281,8 +286,10 @@ class ValueSigns(_Strict):
         return out
 
 
-class Human(Agent):
+class HumanSpec(AgentSpec):
     """The person; scripted from the file in headless sessions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Human")
 
     value_signs: ValueSigns = Field(
         default_factory=ValueSigns,
@@ -298,8 +305,8 @@ class Human(Agent):
 class Parties(_Strict):
     """The two parties of a session."""
 
-    agent: Agent = Field(default_factory=Agent, description="The AI party.")
-    human: Human = Field(default_factory=Human, description="The person.")
+    agent: AgentSpec = Field(default_factory=AgentSpec, description="The AI party.")
+    human: HumanSpec = Field(default_factory=HumanSpec, description="The person.")
 
 
 # -- the object-centric extension (all optional: version-1 files mean what they always meant) --
@@ -391,9 +398,19 @@ class Scenario(_Strict):
     relations: list[Relation] = Field(default_factory=list, description="Typed edges between entities.")
 
 
+_FORMAT_NAMES = {"AgentSpec": "Agent", "HumanSpec": "Human", "BeliefsSpec": "Beliefs"}
+"""The classes whose names say they are the file's spec of a thing, and the format's own names for
+them: the JSON Schema keeps the names it always had (``$defs/Human``)."""
+
+
+class _FormatSchema(GenerateJsonSchema):
+    def normalize_name(self, name: str) -> str:
+        return super().normalize_name(_FORMAT_NAMES.get(name, name))
+
+
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of the scenario format (what ``crux schema`` prints)."""
-    schema = Scenario.model_json_schema()
+    schema = Scenario.model_json_schema(schema_generator=_FormatSchema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Crux scenario, format version 1"
     return schema

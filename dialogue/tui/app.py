@@ -19,13 +19,12 @@ from textual.widgets import DataTable, Footer, Header, RichLog, Static, TabbedCo
 
 from crux.dialogue.parties import Agent
 from crux.dialogue.protocol import (
-    Answer,
     Asked,
     Concluded,
     Conflicted,
     Decide,
-    Decline,
     Decided,
+    Decline,
     Observe,
     Respond,
     SetValues,
@@ -33,6 +32,7 @@ from crux.dialogue.protocol import (
     State,
     Stated,
     Undo,
+    ValueAnswer,
     Withdraw,
 )
 from crux.dialogue.report import render
@@ -401,7 +401,7 @@ class CruxApp(App):
             elif choice == DECLINE:
                 self._send_or_say(Decline())
             elif choice is not None:
-                self._send_or_say(Answer(question=question.number, choice=choice))
+                self._send_or_say(ValueAnswer(question=question.number, choice=choice))
 
         self.push_screen(QuestionScreen(question, can_undo=self.live.engine.undoable is not None), done)
 

@@ -13,7 +13,6 @@ from crux.dialogue.elicitation import Elicitation
 from crux.dialogue.engine import EngineError
 from crux.dialogue.parties import Agent, ScriptedHuman
 from crux.dialogue.protocol import (
-    Answer,
     Asked,
     Concluded,
     Diagnosed,
@@ -23,6 +22,7 @@ from crux.dialogue.protocol import (
     SetValues,
     Undo,
     Undone,
+    ValueAnswer,
     ValuesChanged,
 )
 from crux.dialogue.report import build_report, render
@@ -176,7 +176,7 @@ def test_undo_of_a_value_answer_asks_the_question_again(tmp_path):
         s.send(human.respond(s.engine.pending))
     first = s.engine.question
     other = first.second if human.answer(first).choice == first.first else first.first
-    s.send(Answer(question=first.number, choice=other))
+    s.send(ValueAnswer(question=first.number, choice=other))
     events = s.send(Undo())
     assert isinstance(events[0], Undone) and events[0].undid == "answer"
     again = events[-1]

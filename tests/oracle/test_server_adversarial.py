@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 
 from crux.dialogue.cli.app import app as cli
 from crux.oracle import server
+from crux.oracle.batching import Batcher
 from crux.oracle.query import Query
-from crux.oracle.server import Batcher, create_app
+from crux.oracle.server import create_app
 from tests.conftest import CANONICAL
 from crux.worldmodel.errors import CruxError
 from crux.worldmodel.model import load_model

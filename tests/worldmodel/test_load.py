@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 
 from crux.dialogue.cli.app import app
 from crux.worldmodel.errors import CruxError, ModelError, Problem
-from crux.worldmodel.load import load_scenario, read_data, validate_data
+from crux.worldmodel.files import read_data
+from crux.worldmodel.load import load_scenario, validate_data
 from crux.worldmodel.spec import Scenario
 
 Mutation = Callable[[dict[str, Any]], None]

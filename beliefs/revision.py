@@ -1,4 +1,10 @@
-"""Surprise: follow a stream of observations of a scene and notice what its types do not explain.
+"""World revision: follow a stream of observations of a scene and re-type the entities its types
+do not explain.
+
+Beliefs about what the entities *are*: the surprise of each observation under the oracle's
+predictions, and, when it is too surprising, a posterior over the entity's type among the
+library's types, the entity re-typed (the scene re-grounded from the scenario file's data) when
+another type explains its observations better.
 
 The scene is unrolled as many steps as the stream has (``steps`` = the largest ``t``) and
 the observations are taken in time order (a stable sort on ``t``: within a step, in the
@@ -52,9 +58,10 @@ from crux.oracle.query import Query, QueryError
 from crux.worldmodel.compile import BeliefState
 from crux.worldmodel.entities import library_types
 from crux.worldmodel.errors import CruxError, ModelError, unknown
+from crux.worldmodel.files import read_data, read_text
 from crux.worldmodel.jsontext import NotStandardJson
 from crux.worldmodel.jsontext import loads as strict_json
-from crux.worldmodel.load import read_data, read_text, validate_data
+from crux.worldmodel.load import validate_data
 from crux.worldmodel.model import Model
 from crux.worldmodel.spec import EntityType, Scenario
 

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from crux.beliefs.revision import Observation, parse_observations, threshold, watch
 from crux.dialogue.cli.app import app
 from crux.worldmodel.errors import CruxError
-from crux.oracle.surprise import Observation, parse_observations, threshold, watch
 
 WAREHOUSE = Path(__file__).resolve().parents[2] / "examples" / "warehouse"
 SCENE = WAREHOUSE / "scene.yaml"
