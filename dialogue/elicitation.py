@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from crux.dialogue.protocol import Answered, Asked, Conflicted, Declined, Elicited, Eliciting, Withdrawn
 from crux.oracle.oracle import Oracle
-from crux.values.elicit import NOTHING_TO_LEARN, Elicitor, Question
+from crux.values.elicit import Elicitor, Question
 from crux.worldmodel.compile import BeliefState
 
 
@@ -78,17 +78,10 @@ class ValueStep:
     def next(self) -> Asked | None:
         """The next question, or None when the step is over (``stopped`` says why)."""
         e = self.elicitor
-        question, information = None, 0.0
-        if self.stopped is not None:
-            pass
-        elif e.settled():
-            self.stopped = "settled"
-        elif self.count >= self.settings.max_questions:
-            self.stopped = "limit"
-        else:
-            question, information = e.most_informative() or (None, 0.0)
-            if question is None or information <= NOTHING_TO_LEARN:
-                self.stopped, question = "exhausted", None
+        best = None
+        if self.stopped is None:
+            best, self.stopped = e.next_question(self.count, self.settings.max_questions)
+        question, information = best if best is not None else (None, 0.0)
         self._question = question
         if question is None:
             self.pending = None

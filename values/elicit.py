@@ -45,15 +45,13 @@ import torch
 from scipy.optimize import linprog
 
 from crux.oracle.oracle import Oracle
-from crux.oracle.query import Query
+from crux.oracle.predict import possible_situations
 from crux.values.infer import INTERVAL, SCALED_SD, free_states, normalise, situation_features
 from crux.values.utility import TIE_TOLERANCE
 from crux.worldmodel.compile import BeliefState, Network
 
 SETTLED = 0.95
 """The decision is settled when this much of the posterior agrees on the best action."""
-POSSIBLE = 1e-12
-"""A situation less probable than this under the party's beliefs is not asked about."""
 NOTHING_TO_LEARN = 1e-9
 """A question whose answer is expected to tell less than this (nats) about the decision is not worth asking."""
 QUANTILES = (0.2, 0.35, 0.5, 0.65, 0.8)
@@ -161,18 +159,8 @@ class Elicitor:
             combos *= net.card(v)
         if not roots or combos > 64:
             return []
-        situations: list[dict[str, str]] = [{}]
         act = {net.decision: net.states[net.decision][0]}  # roots are upstream: any action will do
-        for root in roots:
-            queries = [Query(do=act, given=s, outcomes=[root]) for s in situations]
-            answers = oracle.posterior_means(queries, [beliefs] * len(queries))
-            situations = [
-                {**s, root: state}
-                for s, answer in zip(situations, answers)
-                for state, p in zip(net.states[root], answer[root].tolist())
-                if p > POSSIBLE
-            ]
-        return situations
+        return possible_situations(oracle, beliefs, roots, do=act)
 
     # -- questions --------------------------------------------------------------------------
 
@@ -334,6 +322,20 @@ class Elicitor:
                 _entropy(p_first) - (_entropy(first / mass.clamp_min(1e-300)) * mass).sum(-1)
             )
         return torch.cat(reductions), torch.cat(informations)
+
+    def next_question(self, asked: int, limit: int) -> tuple[tuple[Question, float] | None, str | None]:
+        """The stop rule of every front end: ``((question, information), None)`` to ask next (see
+        :meth:`most_informative`), or ``(None, why)`` when asking is over: ``settled`` (the
+        decision no longer depends on the values), ``limit`` (``asked`` reached ``limit``) or
+        ``exhausted`` (no question could tell more)."""
+        if self.settled():
+            return None, "settled"
+        if asked >= limit:
+            return None, "limit"
+        best = self.most_informative()
+        if best is None or best[1] <= NOTHING_TO_LEARN:
+            return None, "exhausted"
+        return best, None
 
     def best_question(self) -> Question | None:
         best = self.most_informative()

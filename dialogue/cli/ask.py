@@ -7,17 +7,17 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import torch
 import typer
 from pydantic import ValidationError
 
-from crux.dialogue.cli.options import AnyModelArg, DeviceOpt, Float32Opt, JsonOpt, MaxMemoryOpt, MethodOpt, ParticlesOpt, SamplesOpt, SeedOpt
+from crux.dialogue.cli.options import (
+    AnyModelArg, AsOpt, DeviceOpt, Float32Opt, JsonOpt, MaxMemoryOpt, MethodOpt, ParticlesOpt, SamplesOpt, SeedOpt, make_oracle,
+)
 from crux.dialogue.cli.render import print_answer
-from crux.oracle.oracle import Oracle
 from crux.oracle.query import Query, QueryError, parse_assignment, parse_question, resolve
 from crux.worldmodel.errors import CruxError
 from crux.worldmodel.jsontext import loads as strict_json
-from crux.worldmodel.load import read_text
+from crux.worldmodel.files import read_text
 from crux.worldmodel.model import Model, check_model_format, load_model
 
 
@@ -35,9 +35,7 @@ def ask(
     outcome: Annotated[
         list[str], typer.Option("--outcome", help="Report this variable (repeatable; default: the model's outcomes).")
     ] = [],
-    as_: Annotated[
-        Optional[str], typer.Option("--as", help="Whose beliefs answer: agent (default), human or world.")
-    ] = None,
+    as_: AsOpt = None,
     batch: Annotated[
         Optional[Path],
         typer.Option(
@@ -59,12 +57,13 @@ def ask(
     float32: Float32Opt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ask the oracle what happens if you do something, given what you see."""
+    """Ask the oracle what happens if you do something, given what you see (--as: the agent's
+    beliefs by default, a BIF network's own)."""
     check_model_format(model)
     loaded = load_model(model, steps=steps)
-    oracle = Oracle(
-        loaded, device=device, samples=samples, seed=seed, method=method, particles=particles,  # type: ignore[arg-type]
-        max_bytes=int(max_memory_gib * 2**30), dtype=torch.float32 if float32 else torch.float64,
+    oracle = make_oracle(
+        loaded, device=device, samples=samples, seed=seed, method=method, particles=particles,
+        max_memory_gib=max_memory_gib, float32=float32,
     )
     if batch is not None:
         if question or do or given or outcome or as_:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from crux.oracle.oracle import Oracle
+    from crux.worldmodel.model import Model
 
 ModelArg = Annotated[
     Path,
@@ -50,3 +54,45 @@ MaxMemoryOpt = Annotated[
 Float32Opt = Annotated[
     bool, typer.Option("--float32", help="Compute in float32 (faster on a GPU; float64 is the default, for exactness).")
 ]
+
+AsOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--as", show_default=False,
+        help="Whose beliefs: agent, human or world (a BIF network: its own; default: the command's, named in its help).",
+    ),
+]
+"""Every command's --as: one name, one help; each command says which party it takes by default."""
+
+
+def party(model: Model, chosen: str | None, default: str, *, parties: tuple[str, ...] | None = None) -> str:
+    """The party --as names (``default`` when not given), checked against the model's parties (or
+    ``parties``, for a command that takes fewer): one error for every command."""
+    from crux.worldmodel.errors import CruxError
+
+    name = default if chosen is None else chosen
+    valid = parties if parties is not None else tuple(model.parties)
+    if name not in valid:
+        listed = valid[0] if len(valid) == 1 else f"{', '.join(valid[:-1])} or {valid[-1]}"
+        raise CruxError(f"--as {name!r}: use {listed}")
+    return name
+
+
+def oracle_settings(
+    *, device: str = "auto", samples: int = 1000, seed: int = 0, method: str = "auto", particles: int = 100_000,
+    max_memory_gib: float = 2.0, float32: bool = False,
+) -> dict:
+    """The Oracle's keyword arguments from the shared options (the server passes them on too)."""
+    import torch
+
+    return {
+        "device": device, "samples": samples, "seed": seed, "method": method, "particles": particles,
+        "max_bytes": int(max_memory_gib * 2**30), "dtype": torch.float32 if float32 else torch.float64,
+    }
+
+
+def make_oracle(model: Model, **options) -> Oracle:
+    """An Oracle on ``model`` from the shared options (:func:`oracle_settings`' names)."""
+    from crux.oracle.oracle import Oracle
+
+    return Oracle(model, **oracle_settings(**options))

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Optional
 
-import torch
 import typer
 
-from crux.dialogue.cli.options import DeviceOpt, Float32Opt, MaxMemoryOpt, MethodOpt, ParticlesOpt, SamplesOpt, SeedOpt
+from crux.dialogue.cli.options import (
+    DeviceOpt, Float32Opt, MaxMemoryOpt, MethodOpt, ParticlesOpt, SamplesOpt, SeedOpt, oracle_settings,
+)
 from crux.worldmodel.errors import CruxError
 from crux.worldmodel.model import Model, check_model_format, load_model
 
@@ -101,9 +102,11 @@ def serve(
     server.check_connections(timeout_read, timeout_keep_alive, limit_concurrency, backlog, max_header_bytes)
     loaded = load_models(models)
     app = server.create_app(
-        loaded, device=device, samples=samples, seed=seed, method=method,  # type: ignore[arg-type]
-        particles=particles, max_bytes=int(max_memory_gib * 2**30),
-        dtype=torch.float32 if float32 else torch.float64, batch_window_ms=batch_window_ms, max_batch=max_batch,
+        loaded, **oracle_settings(
+            device=device, samples=samples, seed=seed, method=method, particles=particles,
+            max_memory_gib=max_memory_gib, float32=float32,
+        ),
+        batch_window_ms=batch_window_ms, max_batch=max_batch,
         max_queries=max_queries, max_body_bytes=max_body_bytes, max_samples=max_samples, max_draws=max_draws,
         max_oracles=max_oracles, token=token,
     )

@@ -13,11 +13,12 @@ import typer
 
 from crux.beliefs.export import belief_graph, to_dot, to_graphml, to_json
 from crux.beliefs.graph import BeliefGraph
-from crux.dialogue.cli.options import DeviceOpt, JsonOpt, MaxMemoryOpt, MethodOpt, ModelArg, ParticlesOpt
+from crux.dialogue.cli.options import (
+    AnyModelArg, AsOpt, DeviceOpt, JsonOpt, MaxMemoryOpt, MethodOpt, ModelArg, ParticlesOpt, make_oracle, party,
+)
 from crux.dialogue.report import build_report, render
 from crux.dialogue.session import LiveSession, check_complete, run_session
 from crux.dialogue.transcript import read_events
-from crux.oracle.oracle import Oracle
 from crux.worldmodel.errors import CruxError
 from crux.worldmodel.model import load_model
 
@@ -52,9 +53,7 @@ def session(
     if transcript is not None and resume is not None:
         raise typer.BadParameter("--resume appends to the transcript it reads: drop --transcript")
     loaded = load_model(model)
-    oracle = Oracle(
-        loaded, device=device, method=method, max_bytes=int(max_memory_gib * 2**30), particles=particles  # type: ignore[arg-type]
-    )
+    oracle = make_oracle(loaded, device=device, method=method, max_memory_gib=max_memory_gib, particles=particles)
     notes: dict[str, None] = {}
     mode = "predict-only" if predict_only else None  # None: full, or as the resumed transcript was
     if headless:
@@ -128,17 +127,21 @@ class Format(str, Enum):
 
 
 def beliefs(
-    model: ModelArg,
-    as_: Annotated[str, typer.Option("--as", help="Whose beliefs: agent or human.")] = "agent",
+    model: AnyModelArg,
+    as_: AsOpt = None,
     fmt: Annotated[Format, typer.Option("--format", help="json, dot (Graphviz) or graphml.")] = Format.json,
     device: DeviceOpt = "auto",
 ) -> None:
-    """Export a party's belief graph: variables with marginals, facts with source and reliability."""
-    if as_ not in ("agent", "human"):
-        raise CruxError(f"--as {as_!r}: a belief graph belongs to a party, agent or human")
+    """Export a party's belief graph: variables with marginals, facts with source and reliability
+    (--as: agent, the default, or human)."""
     loaded = load_model(model)
-    assert loaded.scenario is not None
-    graph = belief_graph(BeliefGraph.initial(loaded.scenario, loaded.network, as_), Oracle(loaded, device=device))
+    if loaded.scenario is None:
+        raise CruxError(
+            f"{model}: a Bayesian network has no parties and no facts, so no belief graph to export; "
+            f"its marginals are what `crux ask {model}` answers, and `crux validate {model}` checks it"
+        )
+    as_ = party(loaded, as_, "agent", parties=("agent", "human"))
+    graph = belief_graph(BeliefGraph.initial(loaded.scenario, loaded.network, as_), make_oracle(loaded, device=device))
     if fmt is Format.json:
         typer.echo(json.dumps(to_json(graph), indent=2))
     elif fmt is Format.dot:

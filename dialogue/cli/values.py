@@ -10,13 +10,12 @@ from typing import Annotated, Optional
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from crux.dialogue.cli.options import DeviceOpt, JsonOpt, ModelArg
+from crux.dialogue.cli.options import AsOpt, DeviceOpt, JsonOpt, ModelArg, make_oracle, party
 from crux.dialogue.report import stopped_text
-from crux.oracle.oracle import Oracle
-from crux.values.elicit import NOTHING_TO_LEARN, SETTLED, Elicitor
+from crux.values.elicit import SETTLED, Elicitor
 from crux.values.infer import Choice, identifiability, infer_values, infer_values_and_beliefs
 from crux.worldmodel.errors import CruxError, render_path
-from crux.worldmodel.load import read_data
+from crux.worldmodel.files import read_data
 from crux.worldmodel.model import load_model
 
 app = typer.Typer(help="Infer a party's values from its choices.", no_args_is_help=True)
@@ -48,25 +47,25 @@ def read_choices(path: Path) -> list[Choice]:
 def infer(
     model: ModelArg,
     choices: Annotated[Path, typer.Option("--choices", help="YAML/JSON: choices: [{given: {VAR: state}, chose: ACTION}].")],
-    as_: Annotated[str, typer.Option("--as", help="Whose beliefs the choices were made under: agent, human or world.")] = "human",
+    as_: AsOpt = None,
     unknown_priors: Annotated[
         Optional[str],
         typer.Option("--unknown-priors", help="Comma-separated root variables whose priors are inferred too (beliefs unknown)."),
     ] = None,
     draws: Annotated[int, typer.Option("--draws", min=50, help="Posterior draws (NUTS).")] = 500,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar (there is none unless stderr is a terminal).")] = False,
 ) -> None:
-    """Posterior means and 90% intervals of the party's normalised utilities and rationality beta."""
+    """Posterior means and 90% intervals of the party's normalised utilities and rationality beta
+    (--as: whose beliefs the choices were made under; the human's by default)."""
     loaded = load_model(model)
     if loaded.scenario is None or loaded.network.decision is None:
         raise CruxError(f"{model}: values are inferred on a scenario with a decision")
-    if as_ not in loaded.parties:
-        raise CruxError(f"--as {as_!r}: use one of {', '.join(loaded.parties)}")
+    as_ = party(loaded, as_, "human")
     observed = read_choices(choices)
-    oracle = Oracle(loaded, device=device)
+    oracle = make_oracle(loaded, device=device)
     beliefs = loaded.beliefs(as_)  # type: ignore[arg-type]
     names = [v.strip() for v in (unknown_priors or "").split(",") if v.strip()]
     progress = not quiet and sys.stderr.isatty()
@@ -103,10 +102,10 @@ def infer(
 @app.command("elicit")
 def elicit(
     model: ModelArg,
-    as_: Annotated[str, typer.Option("--as", help="Whose beliefs the answers are given under: human, agent or world.")] = "human",
+    as_: AsOpt = None,
     max_questions: Annotated[int, typer.Option("--max-questions", min=1, help="Ask at most this many questions.")] = 20,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the questions that pin your values down, until the decision no longer depends on them.
@@ -118,18 +117,14 @@ def elicit(
     loaded = load_model(model)
     if loaded.scenario is None or loaded.network.decision is None:
         raise CruxError(f"{model}: values are elicited on a scenario with a decision")
-    if as_ not in loaded.parties:
-        raise CruxError(f"--as {as_!r}: use one of {', '.join(loaded.parties)}")
-    elicitor = Elicitor(Oracle(loaded, device=device), loaded.beliefs(as_), seed=seed)  # type: ignore[arg-type]
+    as_ = party(loaded, as_, "human")
+    elicitor = Elicitor(make_oracle(loaded, device=device), loaded.beliefs(as_), seed=seed)  # type: ignore[arg-type]
     asked: list[dict] = []
     stopped = "settled"
-    while not elicitor.settled():
-        if len(asked) >= max_questions:
-            stopped = "limit"
-            break
-        best = elicitor.most_informative()
-        if best is None or best[1] <= NOTHING_TO_LEARN:
-            stopped = "exhausted"
+    while True:
+        best, why = elicitor.next_question(len(asked), max_questions)  # the library's stop rule
+        if best is None:
+            stopped = why or "settled"
             break
         question = best[0]
         reply = typer.prompt(f"{question.text()}\n  1) {question.first}\n  2) {question.second}\n", err=as_json).strip().lower()

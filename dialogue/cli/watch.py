@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
-from crux.dialogue.cli.options import DeviceOpt, ModelArg
+from crux.beliefs.revision import watch as follow
+from crux.dialogue.cli.options import AsOpt, DeviceOpt, ModelArg
 from crux.oracle.query import parse_assignment
-from crux.oracle.surprise import watch as follow
 
 
 def watch(
@@ -25,9 +25,7 @@ def watch(
     do: Annotated[
         list[str], typer.Option("--do", help="Hold a variable fixed while watching, e.g. the decision: VAR=STATE (repeatable).")
     ] = [],
-    as_: Annotated[
-        Optional[str], typer.Option("--as", help="Whose beliefs predict: agent (default), human or world.")
-    ] = None,
+    as_: AsOpt = None,
     device: DeviceOpt = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per observation, one a line.")] = False,
 ) -> None:

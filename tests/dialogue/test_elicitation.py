@@ -12,7 +12,6 @@ from crux.dialogue.elicitation import Elicitation
 from crux.dialogue.engine import Engine, EngineError
 from crux.dialogue.parties import Agent, ScriptedHuman
 from crux.dialogue.protocol import (
-    Answer,
     Answered,
     Asked,
     Decide,
@@ -26,6 +25,7 @@ from crux.dialogue.protocol import (
     Share,
     Undo,
     Undone,
+    ValueAnswer,
     Withdraw,
     Withdrawn,
 )
@@ -193,22 +193,22 @@ def test_the_engine_refuses_what_does_not_fit_the_value_step():
     engine = Engine(model, Oracle(model, device="cpu"), elicitation=FAST)
     engine.start()
     with pytest.raises(EngineError, match="no value question is on offer"):
-        engine.handle(Answer(question=1, choice="brake"))
+        engine.handle(ValueAnswer(question=1, choice="brake"))
     while engine.pending is not None:
         engine.handle(Respond(fact=engine.pending.fact, accepted=True))
     asked = engine.question
     assert asked is not None and asked.number == 1
     with pytest.raises(EngineError, match="got an answer to question 2, expected one to question 1"):
-        engine.handle(Answer(question=2, choice=asked.first))
+        engine.handle(ValueAnswer(question=2, choice=asked.first))
     with pytest.raises(EngineError, match=f"answer '{asked.first}' or '{asked.second}' to question 1, not 'maybe'"):
-        engine.handle(Answer(question=1, choice="maybe"))
+        engine.handle(ValueAnswer(question=1, choice="maybe"))
     with pytest.raises(EngineError, match="answer the question on offer"):
         engine.handle(SetValues(party="human", values={"harm": {"cat": -1}}))
     with pytest.raises(EngineError, match="the exchange has concluded"):
         engine.handle(Share(fact="camera"))
     with pytest.raises(EngineError, match="only after the final diagnosis"):
         engine.handle(Decide(action="swerve"))
-    events = engine.handle(Answer(question=1, choice=asked.first))
+    events = engine.handle(ValueAnswer(question=1, choice=asked.first))
     assert isinstance(events[0], Answered) and events[0].answer == asked.first
 
 
@@ -325,7 +325,7 @@ def test_answers_that_cannot_all_hold_are_shown_and_one_is_withdrawn(tmp_path):
     with pytest.raises(EngineError, match="withdraw the answer to one of the clashing questions"):
         live.send(Withdraw(question=1 if 1 not in conflict.numbers else 99))
     with pytest.raises(EngineError, match="no value question is on offer"):
-        live.send(Answer(question=conflict.numbers[-1] + 1, choice="x"))
+        live.send(ValueAnswer(question=conflict.numbers[-1] + 1, choice="x"))
     events = live.send(Withdraw(question=conflict.numbers[0]))
     assert isinstance(events[0], Withdrawn) and live.engine.conflict is None
     assert live.engine.question is not None or any(isinstance(e, Elicited) for e in events)
