@@ -358,15 +358,8 @@ def max_diff(ours: list[np.ndarray], theirs: list[np.ndarray]) -> float | None:
 
 
 def forget(oracle, collect: bool = True) -> None:
-    """Back to a cold oracle: no contraction path found, no structure compiled, no junction tree
-    built, nothing kept (and, with ``collect``, the garbage collected)."""
-    from crux.oracle import exact as exact_module
-
-    exact_module._plan.cache_clear()
-    oracle._tree = False
-    kept_by = (oracle._engine._compiled, oracle._engine._met, oracle._engine._relevant, oracle._resolver._shapes, oracle._cache)
-    for kept in kept_by:  # paths, compiled structures, pruned sets, checked names, tables on the device
-        kept.clear()
+    """Back to a cold oracle (:meth:`Oracle.clear`), and, with ``collect``, the garbage collected."""
+    oracle.clear()
     if collect:
         gc.collect()
 

@@ -53,19 +53,17 @@ _TREE_CELLS = 1 << 24
 """Numbers per call of the junction tree pass (cells per query, :attr:`JunctionTree.cells`, x
 queries: 128 MiB in float64, of which a pass computes only what the queries need): fewer calls
 make up for leaving the cache (alarm: 15,753 queries per call; hailfinder 2,952; insurance 1,062).
-Measured on 1,000 mixed hailfinder queries (before the tree was rooted for typical queries):
-4,900 q/s at 2^21, 8,300 at 2^23, 12,300 at 2^24; peak memory +90 MB."""
+Measured: bench/findings/tuning_notes.md."""
 _TREE_TARGETS = 8
 """A batch of one structure asking about this many variables or more takes the junction tree
 too: one pass gives every marginal, where the einsum engine contracts once per target (the
-upstream marginals a session's end compares, 60 targets on a 120-variable world: 0.5 s -> ms)."""
+upstream marginals a session's end compares).  Measured: bench/findings/tuning_notes.md."""
 _TREE_MAX_CELLS = 1 << 17
 """A junction tree holding more numbers per query than this (its materialised cliques and the
 largest intermediates of its contracted ones: pigs 153k, water 592k) costs more per query than
-finding and running each structure's own pruned contraction (about 0.7 ms: on 1,000 mixed
-queries the tree answered 275 q/s on pigs and 254 on water where those answered 1,654 and 958);
-below it (pathfinder 83k, andes 48k, insurance 16k, hailfinder 5.7k, alarm 1k) the tree is
-as fast or faster (andes 1,053 q/s against 304)."""
+finding and running each structure's own pruned contraction; below it (pathfinder 83k, andes
+48k, insurance 16k, hailfinder 5.7k, alarm 1k) the tree is as fast or faster.  Measured:
+bench/findings/tuning_notes.md."""
 
 
 class Oracle:
@@ -119,6 +117,18 @@ class Oracle:
         """Called with a sentence when ``auto`` samples what exact inference could not fit."""
 
     # -- public ------------------------------------------------------------------------
+
+    def clear(self) -> None:
+        """Forget everything kept between calls: contraction paths, compiled structures, pruned
+        variable sets, checked query shapes, prepared tables and the junction tree.  Answers do
+        not change; the next calls pay for finding them again (a benchmark going cold)."""
+        from crux.oracle import exact
+
+        exact._plan.cache_clear()
+        self._tree = False
+        for kept in (self._engine._compiled, self._engine._met, self._engine._relevant, self._resolver._shapes, self._cache):
+            kept.clear()
+        self._cached_bytes = 0
 
     def ask(self, query: Query, beliefs: Beliefs = None) -> Answer:
         """One query; see :meth:`ask_many`."""
@@ -636,8 +646,7 @@ def _in_batch(err: ImpossibleEvidence, at: int, queries: int) -> QueryError:
 def _collector_paused(count: int):
     """Python's cyclic garbage collector paused while a large batch makes its objects per query
     (none of them cyclic): with 100,000 queries alive, its passes over them halved the batch's
-    speed (alarm, one structure: 42k -> 77k q/s with it paused; 80k -> 92k at 10,000).  Below
-    :data:`_PAUSE_FROM` queries, or where it was off already, nothing changes.  The pause is
+    speed (measured: bench/findings/tuning_notes.md).  Below :data:`_PAUSE_FROM` queries, or where it was off already, nothing changes.  The pause is
     the process's (a server's other threads collect after the batch too), for the batch only."""
     if count < _PAUSE_FROM or not gc.isenabled():
         yield
@@ -653,9 +662,9 @@ _PAUSE_FROM = 1000
 
 _SPLIT_STATES = 4
 """A batch answered from at most this many belief states (the parties) runs one contraction per
-structure and state, each compiled and read by index, not one over tables stacked per query: the
-canonical example, 1,000 queries as agent or human with intervals (1,000 draws), 970 -> 2,540
-q/s.  More states (a dialogue's hypothetical beliefs, one per query) stay stacked."""
+structure and state, each compiled and read by index, not one over tables stacked per query
+(measured: bench/findings/tuning_notes.md).  More states (a dialogue's hypothetical beliefs, one
+per query) stay stacked."""
 
 
 def _state_column(net, var: str, column, device: torch.device) -> torch.Tensor:

@@ -24,7 +24,8 @@ from crux.oracle.params import draw_tables
 from crux.oracle.query import Query, QueryError
 from crux.worldmodel import reference
 from crux.worldmodel.compile import Network
-from crux.worldmodel.load import load_scenario, read_data, validate_data
+from crux.worldmodel.files import read_data
+from crux.worldmodel.load import load_scenario, validate_data
 from crux.worldmodel.model import Model
 from crux.worldmodel.spec import Scenario
 from tests.oracle.test_properties import traced, valid
@@ -545,3 +546,17 @@ def test_a_batch_too_large_at_once_is_halved_not_sampled(monkeypatch):
         assert torch.allclose(g["Age"], w["Age"], atol=1e-14, rtol=0)
     with pytest.raises(TooLarge):
         Oracle(model, device="cpu", method="exact", max_bytes=single // 2).posterior_means(queries, states)
+
+
+def test_clear_forgets_everything_kept_and_answers_the_same(canonical_path):
+    from crux.oracle.oracle import Oracle
+    from crux.oracle.query import Query
+    from crux.worldmodel.model import load_model
+
+    oracle = Oracle(load_model(canonical_path), device="cpu", samples=20)
+    queries = [Query(do={"action": a}, given={"road": "wet"}) for a in ("brake", "swerve", "continue")] * 2
+    before = [a.to_json() for a in oracle.ask_many(queries)]
+    assert oracle._cache and oracle._engine._relevant
+    oracle.clear()
+    assert not oracle._cache and not oracle._engine._compiled and not oracle._engine._relevant and oracle._tree is False
+    assert [a.to_json() for a in oracle.ask_many(queries)] == before
