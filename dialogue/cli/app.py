@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from crux.dialogue.cli import ask, demo, learn, model, serve, session, values, watch
+from crux.dialogue.cli import ask, demo, init, learn, model, serve, session, values, watch
 from crux.dialogue.cli.errors import CruxGroup
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.command("session")(session.session)
 app.command("replay")(session.replay)
 app.command("beliefs")(session.beliefs)
 app.command("demo")(demo.demo)
+app.command("init")(init.init)
 app.add_typer(values.app, name="values")
 app.command("learn")(learn.learn)
 app.command("watch")(watch.watch)
