@@ -19,6 +19,7 @@ from functools import lru_cache
 import opt_einsum
 import torch
 
+from crux.oracle.engine import Batch, Posterior, per_call
 from crux.oracle.paths import elimination_path
 from crux.oracle.query import QueryError
 from crux.worldmodel.compile import Network
@@ -49,6 +50,15 @@ class ImpossibleEvidence(QueryError):
             "the evidence has probability 0 under these beliefs, so nothing can be concluded from it; "
             "check the `given` states"
         )
+
+
+def undecided(network: Network, target: str) -> QueryError:
+    """The error for an answer that depends on the decision, left unset."""
+    states = ", ".join(network.states[network.decision])
+    return QueryError(
+        f"the answer about {target} depends on the decision {network.decision}: "
+        f"set it with do {network.decision}=<one of {states}>"
+    )
 
 
 def relevant(network: Network, targets: Sequence[str], do: Sequence[str], evidence: Sequence[str]) -> set[str]:
@@ -153,7 +163,8 @@ class ExactEngine:
         given: Sequence[str],
         given_states: torch.Tensor,
         targets: Sequence[str],
-    ) -> dict[str, torch.Tensor]:
+        mask: bool = False,
+    ) -> dict[str, torch.Tensor] | tuple[dict[str, torch.Tensor], torch.Tensor]:
         """``P(target | do, given, soft evidence)`` for every sample and query.
 
         ``tables[v]``: shape ``(S, *parents, v)`` (S draws of the parameters,
@@ -164,7 +175,8 @@ class ExactEngine:
         ``{target: (S, B, card)}`` normalised over the last axis.  Sample 0 is
         taken to be the posterior mean.  Raises :class:`QueryError` if some
         query's evidence has probability zero under it (:class:`ImpossibleEvidence`),
-        or if an answer depends on an unset decision.
+        or if an answer depends on an unset decision.  With ``mask``, impossible evidence
+        raises nothing: their rows are NaN, and the ``(B,)`` mask of them is returned too.
         """
         net = self.network
         soft = [v for v in likelihood if v not in do]
@@ -172,6 +184,7 @@ class ExactEngine:
         like = {"dtype": torch.float64 if any_table is None else any_table.dtype, "device": do_states.device}
         samples, batch = (1 if any_table is None else any_table.shape[0]), do_states.shape[0]
         hot: dict[str, torch.Tensor] = {}
+        impossible: torch.Tensor | None = None  # the queries whose evidence is impossible, where there are any
 
         def one_hot() -> dict[str, torch.Tensor]:
             if not hot:
@@ -184,11 +197,7 @@ class ExactEngine:
         for target in targets:
             needed = self.needed([target], do, [*given, *soft]) if self.prune else set(net.order)
             if net.decision in needed and net.decision not in do:
-                states = ", ".join(net.states[net.decision])
-                raise QueryError(
-                    f"the answer about {target} depends on the decision {net.decision}: "
-                    f"set it with do {net.decision}=<one of {states}>"
-                )
+                raise undecided(net, target)
             table = None
             key = (target, tuple(do), tuple(given))
             if batch > 1 or key in self._met:  # a structure met once is not worth compiling yet
@@ -196,7 +205,8 @@ class ExactEngine:
             else:
                 _remember(self._met, key, None)
             if table is not None:
-                out[target] = self._read(table, do_states, given_states)
+                out[target], found = self._read(table, do_states, given_states, mask)
+                impossible = _either(impossible, found)
                 continue
             operands, subscripts = self._operands(needed, do, tables, likelihood, like, one_hot())
             operands.insert(0, torch.ones(samples, batch, **like))  # fixes the output's axes
@@ -205,8 +215,16 @@ class ExactEngine:
             if self.max_bytes is not None and largest > self.max_bytes:
                 itemsize = operands[0].element_size()
                 raise TooLarge(target, largest // itemsize, itemsize, self.max_bytes)
-            out[target] = _conditioned(expr(*operands))
-        return out
+            out[target], found = _conditioned(expr(*operands), mask)
+            impossible = _either(impossible, found)
+        return (out, impossible) if mask else out
+
+    def clear(self) -> None:
+        """Forget the compiled structures, the structures met, the pruned variable sets and
+        every contraction path planned."""
+        for kept in (self._compiled, self._met, self._relevant):
+            kept.clear()
+        _plan.cache_clear()
 
     def _operands(
         self,
@@ -316,14 +334,16 @@ class ExactEngine:
         return joint
 
     @staticmethod
-    def _read(table: torch.Tensor, do_states: torch.Tensor, given_states: torch.Tensor) -> torch.Tensor:
+    def _read(
+        table: torch.Tensor, do_states: torch.Tensor, given_states: torch.Tensor, mask: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Each query's row of a compiled structure, conditioned: ``(S, B, card)`` (rows picked
         by their flat index into the structure's states)."""
         samples, card = table.shape[0], table.shape[-1]
         states = torch.cat([do_states, given_states], dim=1) if given_states.shape[1] else do_states
         strides = _strides(tuple(table.shape[1:-1]), states.device)
         flat = states @ strides
-        return _conditioned(table.reshape(samples, -1, card).index_select(1, flat))
+        return _conditioned(table.reshape(samples, -1, card).index_select(1, flat), mask)
 
 
 def _bucketed(operands: Sequence[torch.Tensor], subscripts: Sequence[str]) -> tuple[tuple[int, ...], ...]:
@@ -356,21 +376,62 @@ def _strides(sizes: tuple[int, ...], device: torch.device) -> torch.Tensor:
     return torch.tensor([math.prod(sizes[j + 1 :]) for j in range(len(sizes))], dtype=torch.long, device=device)
 
 
-def _conditioned(joint: torch.Tensor) -> torch.Tensor:
-    """``(S, B, card)`` joints of target and evidence, normalised over the target.
+def _either(first: torch.Tensor | None, second: torch.Tensor | None) -> torch.Tensor | None:
+    """Either mask (None: no query marked)."""
+    return second if first is None else first if second is None else first | second
+
+
+def _conditioned(joint: torch.Tensor, mask: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(S, B, card)`` joints of target and evidence, normalised over the target, and the
+    ``(B,)`` mask of the queries whose evidence is impossible (None where there are none).
 
     Evidence whose probability underflows (to 0, or into the subnormal numbers where float
-    precision is gone) cannot be conditioned on: an error for the posterior mean, NaN for a
-    parameter draw (left out of the interval's quantiles)."""
+    precision is gone) cannot be conditioned on: an error for the posterior mean (NaN rows and
+    the mask with ``mask``), NaN for a parameter draw (left out of the interval's quantiles)."""
     total = joint.sum(-1, keepdim=True)
     floor = _FLOOR[total.dtype]
     impossible = total[0, :, 0] <= floor
-    if bool(impossible.any()):
+    if not bool(impossible.any()):
+        if total.shape[0] == 1:  # the posterior mean alone: every row is possible
+            return joint / total, None
+        return torch.where(total > floor, joint / total.clamp_min(floor), torch.nan), None
+    if not mask:
         raise ImpossibleEvidence(int(impossible.nonzero()[0]))
-    if total.shape[0] == 1:  # the posterior mean alone: every row is possible
-        return joint / total
-    return torch.where(total > floor, joint / total.clamp_min(floor), torch.nan)
+    return torch.where(total > floor, joint / total.clamp_min(floor), torch.nan), impossible
 
 
 _FLOOR = {t: torch.finfo(t).tiny / torch.finfo(t).eps for t in (torch.float64, torch.float32, torch.float16, torch.bfloat16)}
 """Below this, a probability has lost its precision (subnormal): evidence that weighs less is impossible."""
+
+
+class Einsum:
+    """The einsum engine behind :class:`oracle.engine.Engine`: a batch of one structure whose
+    targets are discrete, one contraction per target (:class:`ExactEngine`)."""
+
+    name = "einsum"
+    exact = True
+
+    def __init__(self, network: Network, max_bytes: int | None = None):
+        self.kernel = ExactEngine(network, max_bytes=max_bytes)
+
+    def holds(self, batch: Batch) -> bool:
+        return batch.one_structure and all(batch.kind(t) == "discrete" for t in batch.targets)
+
+    def most(self, batch: Batch) -> int:
+        return per_call(batch)
+
+    def answer(self, batch: Batch) -> Posterior:
+        """One contraction for the batch; where its intermediates would not fit the memory
+        allowed, the batch is halved (an intermediate grows with the batch), down to one query:
+        only a query too large alone raises :class:`TooLarge`."""
+        try:
+            p, impossible = self.kernel.marginals(batch.tables(), batch.likelihood, *batch.columns(), batch.targets, mask=True)
+            return Posterior(batch.size, p, impossible)
+        except TooLarge:
+            if batch.size == 1:
+                raise
+        half = batch.size // 2
+        return Posterior.joined([self.answer(batch.rows(0, half)), self.answer(batch.rows(half, batch.size))])
+
+    def clear(self) -> None:
+        self.kernel.clear()

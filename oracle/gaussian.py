@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from crux.oracle.engine import Batch, Posterior, per_call
 from crux.oracle.query import QueryError
 from crux.worldmodel.compile import BeliefState, Network
 
@@ -62,3 +63,32 @@ def gaussian_marginals(
         mean = mean + gain @ (values - mean[g])
         cov = cov - gain @ cov[g]
     return {t: (float(mean[index[t]]), float(cov[index[t], index[t]].clamp_min(0).sqrt())) for t in targets}
+
+
+class Gaussian:
+    """Closed-form answers behind :class:`oracle.engine.Engine`: a batch of one structure whose
+    targets touch normal variables only (a set discrete variable may shift their means), one
+    query at a time; each target's posterior is ``(1, B, 4)``: mean, sd and the 90% interval."""
+
+    name = "gaussian"
+    exact = True
+
+    def holds(self, batch: Batch) -> bool:
+        return batch.one_structure and batch.members is not None and all(batch.kind(t) == "normal" for t in batch.targets)
+
+    def most(self, batch: Batch) -> int:
+        return per_call(batch)
+
+    def answer(self, batch: Batch) -> Posterior:
+        net, states = batch.work.network, batch.states
+        out = {t: torch.empty(1, batch.size, 4, dtype=torch.float64) for t in batch.targets}
+        for b, r in enumerate(batch.members):  # type: ignore[arg-type]
+            do, given = dict(r.do), dict(r.given)
+            needed = batch.work.needed(r.outcomes, list(do), list(given))
+            state = states[0] if len(states) == 1 else states[b]
+            for t, (mean, sd) in gaussian_marginals(net, state, sorted(needed), do, given, r.outcomes).items():
+                out[t][0, b] = torch.tensor([mean, sd, mean - Z90 * sd, mean + Z90 * sd], dtype=torch.float64)
+        return Posterior(batch.size, out, None)  # a density is never 0: no evidence is impossible
+
+    def clear(self) -> None:
+        """Nothing is kept between calls."""

@@ -38,6 +38,7 @@ import networkx as nx
 import opt_einsum
 import torch
 
+from crux.oracle.engine import Batch, Posterior
 from crux.oracle.exact import _letters, _plan
 from crux.oracle.paths import elimination_path
 from crux.worldmodel.compile import Network
@@ -715,3 +716,74 @@ def _pick_pair(pair: tuple[torch.Tensor, torch.Tensor] | None, at: torch.Tensor 
     if pair is None or at is None:
         return pair
     return pair[0].index_select(0, at), pair[1].index_select(0, at)
+
+
+TREE_CELLS = 1 << 24
+"""Numbers per call of the junction tree pass (cells per query, :attr:`JunctionTree.cells`, x
+queries: 128 MiB in float64, of which a pass computes only what the queries need): fewer calls
+make up for leaving the cache (alarm: 15,753 queries per call; hailfinder 2,952; insurance 1,062).
+Measured: bench/findings/tuning_notes.md."""
+TREE_TARGETS = 8
+"""A batch of one structure asking about this many variables or more takes the junction tree
+too: one pass gives every marginal, where the einsum engine contracts once per target (the
+upstream marginals a session's end compares).  Measured: bench/findings/tuning_notes.md."""
+TREE_MAX_CELLS = 1 << 17
+"""A junction tree holding more numbers per query than this (its materialised cliques and the
+largest intermediates of its contracted ones: pigs 153k, water 592k) costs more per query than
+finding and running each structure's own pruned contraction; below it (pathfinder 83k, andes
+48k, insurance 16k, hailfinder 5.7k, alarm 1k) the tree is as fast or faster.  Measured:
+bench/findings/tuning_notes.md."""
+
+
+class Tree:
+    """The junction tree behind :class:`oracle.engine.Engine`: a batch of several structures
+    (or of one asking about :data:`TREE_TARGETS` variables or more) in one pass, on a discrete
+    network whose tree fits the memory allowed, without parameter draws, every query setting
+    the decision.  One structure asking about a few variables is one einsum contraction:
+    finding its path takes a fraction of a millisecond, and alone it is 1.5-3x faster than a
+    tree pass."""
+
+    name = "tree"
+    exact = True
+
+    def __init__(self, network: Network, max_bytes: float = math.inf, kernel: JunctionTree | None | bool = False):
+        """``kernel``: a tree to use (None: no tree; default: built on first use, if it fits)."""
+        self.network, self.max_bytes = network, max_bytes
+        self._kernel = kernel
+
+    @property
+    def kernel(self) -> JunctionTree | None:
+        """The network's junction tree, built on first use; None where it cannot serve (continuous
+        variables, a clique too large for the memory allowed, or too many numbers per query)."""
+        if self._kernel is False:
+            net = self.network
+            tree = None if net.continuous else JunctionTree(net, max_cells=self.max_bytes // (8 * 4))
+            self._kernel = tree if tree is not None and tree.fits and tree.cells <= TREE_MAX_CELLS else None
+        return self._kernel  # type: ignore[return-value]
+
+    @kernel.setter
+    def kernel(self, tree: JunctionTree | None) -> None:
+        """Use this tree (None: no tree, every batch left to the other engines)."""
+        self._kernel = tree
+
+    def holds(self, batch: Batch) -> bool:
+        if (batch.one_structure and len(batch.targets) < TREE_TARGETS) or batch.per_query != 1 or self.kernel is None:
+            return False
+        decision = self.network.decision
+        if decision is None:
+            return True
+        setting = batch.do.get(decision)  # queries leaving it unset get the einsum engine's error
+        return setting is not None and (setting[0] is None or bool(setting[0].all()))
+
+    def most(self, batch: Batch) -> int:
+        return max(1, TREE_CELLS // self.kernel.cells)  # type: ignore[union-attr]
+
+    def answer(self, batch: Batch) -> Posterior:
+        tables = batch.tables(set(self.network.order), draws=False)
+        p, impossible = self.kernel.marginals(  # type: ignore[union-attr]
+            tables, batch.likelihood, *batch.settings(), batch.asks, batch.size
+        )
+        return Posterior(batch.size, p, impossible[0] if bool(impossible[0].any()) else None)
+
+    def clear(self) -> None:
+        self._kernel = False

@@ -171,6 +171,10 @@ class Resolver:
         """Per shape: True once met (a shape met once, as in a batch of mixed structure, is not
         worth remembering yet), then its :class:`_Shape`, or None (always the full check)."""
 
+    def clear(self) -> None:
+        """Forget the shapes met."""
+        self._shapes.clear()
+
     def __call__(self, query: Query, echo: bool = True) -> Resolved:
         if echo:
             return resolve(query, self.network, self.parties, self.default_party)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from pyro.distributions import Normal as NormalLaw
 
+from crux.oracle.engine import Batch, Posterior, per_call
 from crux.oracle.exact import ImpossibleEvidence
 from crux.worldmodel.compile import Network
 from crux.worldmodel.spec import Normal
@@ -35,6 +36,8 @@ class Estimate:
     """Delta-method standard errors, same shapes (a continuous target: the mean's, in slot 0)."""
     ess: torch.Tensor
     """``(S, B)`` effective sample size, (sum w)^2 / sum w^2."""
+    impossible: torch.Tensor | None = None
+    """``(B,)``: the queries whose every particle weighs 0 under the posterior mean."""
 
 
 class Sampler:
@@ -58,11 +61,13 @@ class Sampler:
         set_values: Mapping[str, torch.Tensor] | None = None,
         seen_values: Mapping[str, torch.Tensor] | None = None,
         only: set[str] | None = None,
+        mask: bool = False,
     ) -> Estimate:
         """Same arguments as :meth:`oracle.exact.ExactEngine.marginals` (tables ``(S, ...)`` or
         ``(S, B, ...)``; ``do``/``given`` name discrete variables), plus the number of particles
         per draw and query, the laws of continuous variables, and the values ``(B,)`` at which
-        continuous variables are set (``set_values``) or seen (``seen_values``)."""
+        continuous variables are set (``set_values``) or seen (``seen_values``).  Impossible
+        evidence raises :class:`ImpossibleEvidence`; with ``mask``, the estimate marks it."""
         net = self.network
         any_table = next(iter(tables.values()), None)
         dtype = any_table.dtype if any_table is not None else torch.float64
@@ -88,7 +93,9 @@ class Sampler:
             fresh = _Sums.of({t: values[t] for t in discrete}, w, discrete)
             sums = fresh if sums is None else sums.rescaled(torch.exp(top - floor)).plus(fresh)
             top = best
-        _check_possible(top)
+        impossible = top[0, :, 0] == float("-inf")  # every particle weighs 0 under the posterior mean
+        if not mask and bool(impossible.any()):
+            raise ImpossibleEvidence(int(impossible.nonzero()[0]))
         assert sums is not None
         p, stderr = {}, {}
         for target in targets:
@@ -96,7 +103,7 @@ class Sampler:
                 p[target], stderr[target] = sums.estimate(target)
             else:  # one chunk: its weights are all the weights
                 p[target], stderr[target] = _summarise_continuous(values[target], w, sums.w)
-        return Estimate(p=p, stderr=stderr, ess=sums.w.squeeze(-1) ** 2 / sums.w2.squeeze(-1))
+        return Estimate(p=p, stderr=stderr, ess=sums.w.squeeze(-1) ** 2 / sums.w2.squeeze(-1), impossible=impossible)
 
     def _draw(self, c: "_Context", particles: int, generator: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """One chunk of particles ``(S, B, particles)``: every needed variable's values, and the
@@ -257,12 +264,6 @@ class _Sums:
         return p, spread.clamp_min(0).sqrt() / self.w
 
 
-def _check_possible(top: torch.Tensor) -> None:
-    """Every particle of some query has weight 0 under the posterior mean: impossible evidence."""
-    if bool((top[0] == float("-inf")).any()):
-        raise ImpossibleEvidence(int((top[0, :, 0] == float("-inf")).nonzero()[0]))
-
-
 def _summarise_continuous(x: torch.Tensor, w: torch.Tensor, total: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted mean, sd and quantiles of particles ``x`` ``(S, B, M)``."""
     x = x.expand_as(w)
@@ -275,3 +276,47 @@ def _summarise_continuous(x: torch.Tensor, w: torch.Tensor, total: torch.Tensor)
     summary = torch.cat([mean, var.sqrt(), *quantiles], dim=-1)
     se = ((w**2 * (x - mean) ** 2).sum(-1, keepdim=True)).sqrt() / total
     return summary, torch.cat([se, torch.zeros_like(summary[..., 1:])], dim=-1)
+
+
+INTERVAL_DRAWS = 100
+"""Parameter draws behind a sampled answer's interval (each with particles / draws particles)."""
+
+
+class Sampled:
+    """Likelihood-weighted sampling behind :class:`oracle.engine.Engine`: any batch of one
+    structure, discrete or continuous.  The mean answer and its standard errors come from
+    ``particles`` particles; with draws, the interval from :data:`INTERVAL_DRAWS` parameter draws
+    of ``particles / draws`` particles each.  Seeded: the same batch gives the same answer."""
+
+    name = "sampler"
+    exact = False
+
+    def __init__(self, network: Network, particles: int, seed: int):
+        self.kernel = Sampler(network)
+        self.particles, self.seed = particles, seed
+
+    def holds(self, batch: Batch) -> bool:
+        return batch.one_structure
+
+    def most(self, batch: Batch) -> int:
+        return per_call(batch)
+
+    def answer(self, batch: Batch) -> Posterior:
+        net = self.kernel.network
+        inputs = (batch.likelihood, *batch.columns(), batch.targets)
+        extra = {
+            "normal": batch.states[0].normal, "only": batch.needed, "set_values": batch.set_values,
+            "seen_values": batch.seen_values, "mask": True,
+        }
+        generator = torch.Generator(device=batch.work.device).manual_seed(self.seed)
+        mean = self.kernel.marginals(batch.tables(draws=False), *inputs, self.particles, generator, **extra)
+        posts = mean.p
+        if batch.per_query > 1 and batch.states[0].concentration:
+            count = min(batch.work.samples, INTERVAL_DRAWS)
+            tables = {v: t[: count + 1] for v, t in batch.tables(draws=True).items()}
+            drawn = self.kernel.marginals(tables, *inputs, max(100, self.particles // count), generator, **extra)
+            posts = {t: mean.p[t] if t in net.continuous else torch.cat([mean.p[t], drawn.p[t][1:]], dim=0) for t in posts}
+        return Posterior(batch.size, posts, mean.impossible, "sampled", {t: e[0] for t, e in mean.stderr.items()})  # type: ignore[arg-type]
+
+    def clear(self) -> None:
+        """Nothing is kept between calls."""

@@ -539,7 +539,7 @@ def test_a_batch_too_large_at_once_is_halved_not_sampled(monkeypatch):
     tight = Oracle(model, device="cpu", method="exact", max_bytes=single * 4)  # room for about 4 at once
     sizes = []
     real = ExactEngine.marginals
-    monkeypatch.setattr(ExactEngine, "marginals", lambda self, *a: sizes.append(a[3].shape[0]) or real(self, *a))
+    monkeypatch.setattr(ExactEngine, "marginals", lambda self, *a, **k: sizes.append(a[3].shape[0]) or real(self, *a, **k))
     got = tight.posterior_means(queries, states)
     assert sizes[0] == len(states) and 1 < max(sizes[1:]) < len(states)  # refused whole, answered in parts
     for g, w in zip(got, want):
@@ -556,7 +556,30 @@ def test_clear_forgets_everything_kept_and_answers_the_same(canonical_path):
     oracle = Oracle(load_model(canonical_path), device="cpu", samples=20)
     queries = [Query(do={"action": a}, given={"road": "wet"}) for a in ("brake", "swerve", "continue")] * 2
     before = [a.to_json() for a in oracle.ask_many(queries)]
-    assert oracle._cache and oracle._engine._relevant
+    einsum = oracle.router.engine("einsum").kernel
+    assert len(oracle.work) and einsum._relevant
     oracle.clear()
-    assert not oracle._cache and not oracle._engine._compiled and not oracle._engine._relevant and oracle._tree is False
+    assert not len(oracle.work) and not einsum._compiled and not einsum._relevant
+    assert oracle.router.engine("tree")._kernel is False
     assert [a.to_json() for a in oracle.ask_many(queries)] == before
+
+
+def test_a_query_resolved_once_is_not_checked_again(canonical_path, monkeypatch):
+    """The CLI's --batch and the server check each query once (Oracle.resolve) and hand the
+    result on: answering it resolves nothing again, and answers the same."""
+    from crux.oracle import oracle as module
+    from crux.oracle.oracle import Oracle
+    from crux.oracle.query import Query, Resolver
+    from crux.worldmodel.model import load_model
+
+    oracle = Oracle(load_model(canonical_path), device="cpu", samples=20)
+    queries = [Query(do={"action": a}, given={"road": "wet"}, as_="human") for a in ("brake", "swerve")]
+    want = [a.to_json() for a in oracle.ask_many(queries)]
+    resolved = [oracle.resolve(q) for q in queries]
+    calls = []
+    monkeypatch.setattr(module, "resolve", lambda *a, **k: calls.append(a) or None)
+    monkeypatch.setattr(Resolver, "__call__", lambda *a, **k: calls.append(a) or None)
+    assert [a.to_json() for a in oracle.ask_many(resolved)] == want
+    for got, w in zip(oracle.posterior_means(resolved), want):
+        assert got["harm"].tolist() == pytest.approx(w["outcomes"]["harm"]["p"], abs=1e-12)
+    assert calls == []

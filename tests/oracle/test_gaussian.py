@@ -75,6 +75,15 @@ def test_sampled_answers_lie_within_four_standard_errors(model, query, expected)
         assert d.sd == pytest.approx(sd, rel=0.05)
 
 
+@pytest.mark.parametrize("method", ["auto", "exact", "sampled"])
+@pytest.mark.parametrize("target", ["distance", "slip"])
+def test_every_engine_refuses_an_answer_that_needs_the_unset_decision(model, method, target):
+    """Continuous (closed form or sampled) answers refuse an unset decision as discrete ones do
+    (was: an internal error from the sampler)."""
+    with pytest.raises(QueryError, match="depends on the decision policy: set it with do policy="):
+        Oracle(model, device="cpu", method=method, samples=2).ask(Query(outcomes=[target]))
+
+
 def test_mixed_queries_route_per_target(model):
     query = Query(do={"policy": "slow"}, given={"load": "3"}, outcomes=["distance", "slip"])
     answer = Oracle(model, device="cpu").ask(query)

@@ -88,7 +88,7 @@ def test_mixed_batches_equal_the_reference(raw, data):
     batch = data.draw(st.lists(queries(scenario), min_size=2, max_size=8), label="queries")
     oracle = Oracle(Model.from_scenario(scenario), device="cpu", samples=2)
     contract = data.draw(st.sampled_from(["none", "all"]), label="contract")  # "auto": none as small as these
-    oracle._tree = JunctionTree(oracle.model.network, contract=contract)
+    oracle.router.engine("tree").kernel = JunctionTree(oracle.model.network, contract=contract)
     expected, possible = [], []
     for q in batch:
         party = q.as_
@@ -134,7 +134,7 @@ def test_evidence_too_light_is_impossible_however_far_from_the_root(count, roots
     scenario = valid(_chain(count, roots))
     possible = count ** len(roots) > _FLOOR[torch.float64]
     oracle = Oracle(Model.from_scenario(scenario), device="cpu", samples=2)
-    oracle._tree = JunctionTree(oracle.model.network, contract=contract)
+    oracle.router.engine("tree").kernel = JunctionTree(oracle.model.network, contract=contract)
     for target in "ABCEFG":
         want = reference.ask(scenario, "agent", {"D": "go"}, {}, [target])[target] if possible else None
         one = Query(do={"D": "go"}, outcomes=[target], as_="agent")
@@ -161,7 +161,7 @@ def test_evidence_just_over_the_floor_is_answered_normalised(count, contract):
         "C": {"states": ["c0", "c1"], "parents": ["B"], "table": {b: [0.5, 0.5] for b in ten}},
     }, count))
     oracle = Oracle(Model.from_scenario(scenario), device="cpu", samples=2)
-    oracle._tree = JunctionTree(oracle.model.network, contract=contract)
+    oracle.router.engine("tree").kernel = JunctionTree(oracle.model.network, contract=contract)
     other = Query(do={"D": "stay", "B": "b0"}, outcomes=["C"], as_="agent")
     for target in "ABC":
         one = Query(do={"D": "go"}, outcomes=[target], as_="agent")
@@ -183,9 +183,9 @@ def test_mixed_batches_run_in_one_tree_pass_and_equal_the_einsum_engine(monkeypa
     monkeypatch.setattr("crux.oracle.junction._ALL_ROWS", share)
     model = load_model(DATA / f"{name}.bif.gz")
     oracle = Oracle(model, device="cpu", samples=2)
-    oracle._tree = JunctionTree(model.network, contract=contract)
+    oracle.router.engine("tree").kernel = JunctionTree(model.network, contract=contract)
     einsum = Oracle(model, device="cpu", samples=2)
-    einsum._tree = None  # no junction tree: every query is one einsum contraction
+    einsum.router.engine("tree").kernel = None  # no junction tree: every query is one einsum contraction
     found = [Query(do=d, given=g, outcomes=[t]) for d, g, t in random_queries(model, 60, seed=3)]
     possible, refused = [], []
     for q in found:
@@ -227,7 +227,7 @@ def test_batches_follow_the_parties_tables(monkeypatch):
     net = model.network
     oracle = Oracle(model, device="cpu", samples=2)
     einsum = Oracle(model, device="cpu", samples=2)
-    einsum._tree = None
+    einsum.router.engine("tree").kernel = None
     calls = spy(monkeypatch)
     first, *others = net.outcomes
     for action in net.states[net.decision]:
@@ -248,7 +248,7 @@ def test_chunks_of_a_large_batch_equal_one_pass(monkeypatch):
         whole = oracle.posterior_means(qs)
     except QueryError:
         pytest.skip("a random query has impossible evidence")
-    monkeypatch.setattr("crux.oracle.oracle._TREE_CELLS", 1)  # one query per pass
+    monkeypatch.setattr("crux.oracle.junction.TREE_CELLS", 1)  # one query per pass
     calls = spy(monkeypatch)
     parts = oracle.posterior_means(qs)
     assert calls == [1] * len(qs)
@@ -289,7 +289,7 @@ def test_a_tree_too_costly_per_query_is_not_used(monkeypatch):
     model = load_model(DATA / "alarm.bif.gz")
     qs = [Query(do=d, given=g, outcomes=[t]) for d, g, t in random_queries(model, 20, seed=9)]
     calls = spy(monkeypatch)
-    monkeypatch.setattr("crux.oracle.oracle._TREE_MAX_CELLS", 1000)  # alarm's tree holds 1,065
+    monkeypatch.setattr("crux.oracle.junction.TREE_MAX_CELLS", 1000)  # alarm's tree holds 1,065
     try:
         Oracle(model, device="cpu", samples=2).posterior_means(qs)
     except QueryError:
@@ -366,7 +366,7 @@ def test_one_structure_asking_about_many_variables_takes_the_tree(monkeypatch):
     targets = [v for v in net.order if net.parents[v]][:12]
     qs = [Query(given={"HR": s}, outcomes=targets) for s in net.states["HR"]]
     einsum = Oracle(model, device="cpu", samples=2)
-    einsum._tree = None
+    einsum.router.engine("tree").kernel = None
     want = einsum.posterior_means(qs)
     calls = spy(monkeypatch)
     got = Oracle(model, device="cpu", samples=2).posterior_means(qs)
