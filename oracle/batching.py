@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from crux.oracle.oracle import Oracle
-from crux.oracle.query import Query
+from crux.oracle.query import Query, Resolved
 from crux.oracle.validate import Loc
 
 log = logging.getLogger("crux.server")
@@ -35,7 +35,7 @@ Key = tuple[str, int, int]
 @dataclass
 class _Job:
     key: Key
-    queries: list[Query]
+    queries: list[Query | Resolved]
     future: asyncio.Future
     loc: Loc
     arrived: float
@@ -89,7 +89,7 @@ class Batcher:
         self._lane: _Lane | None = None
         self._lock = threading.Lock()
 
-    async def submit(self, key: Key, queries: list[Query], loc: Loc = ("body",)) -> list[dict]:
+    async def submit(self, key: Key, queries: list[Query | Resolved], loc: Loc = ("body",)) -> list[dict]:
         """Answers (JSON of ``crux ask --json``) to these queries, in order; raises what
         ``failed`` makes of the error if they cannot be answered."""
         lane = self._running_lane()
@@ -186,7 +186,7 @@ class Batcher:
             start += len(job.queries)
         return out
 
-    def _ask(self, oracle: Oracle, queries: list[Query]) -> list[dict]:
+    def _ask(self, oracle: Oracle, queries: list[Query | Resolved]) -> list[dict]:
         stats = self.stats
         stats.calls += 1
         start = time.perf_counter()

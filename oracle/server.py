@@ -6,7 +6,7 @@ JSON of ``crux ask --json`` (:meth:`~oracle.query.Answer.to_json`), so the CLI a
 server speak one format.  Predictions only: no endpoint reads values or ranks actions.
 
 **Dynamic batching.**  Each query is checked on arrival, field by field
-(:func:`~oracle.validate.locate`, so a bad one is answered 422 at once and never joins a
+(:func:`~oracle.validate.checked`, once, so a bad one is answered 422 at once and never joins a
 batch), then queued for the :class:`~oracle.batching.Batcher`.  One collector gathers what arrives within ``batch_window_ms`` (up to ``max_batch`` queries)
 and hands it to a single worker thread as one :meth:`~oracle.oracle.Oracle.ask_many`
 call, off the event loop, so the device sees large batches.  If that call raises, each
@@ -60,7 +60,7 @@ from crux.oracle.batching import Batcher, Key
 from crux.oracle.device import resolve_device
 from crux.oracle.oracle import MAX_BYTES, METHODS, Method, Oracle
 from crux.oracle.query import Answer, Query
-from crux.oracle.validate import Loc, error_at, locate
+from crux.oracle.validate import Loc, checked, error_at
 from crux.worldmodel.errors import CruxError, unknown
 from crux.worldmodel.jsontext import NotStandardJson
 from crux.worldmodel.jsontext import loads as strict_json
@@ -327,19 +327,20 @@ def create_app(
         model = model_named(name)
         query = Query(do=request.do, given=request.given, outcomes=request.outcomes, as_=request.as_)
         key = key_of(name, request)
-        problems = locate(query, model)
+        resolved, problems = checked(query, model)
         if problems:
             raise RequestProblem(422, problems)
-        (answer,) = await batcher.submit(key, [query])
+        (answer,) = await batcher.submit(key, [resolved])  # checked once: the oracle takes it as it is
         return _json(answer)
 
     async def answer_batch(name: str, request: Any) -> Response:
         model = model_named(name)
         key = key_of(name, request, len(request.queries))
-        problems = [e for i, q in enumerate(request.queries) for e in locate(q, model, ("body", "queries", i))]
+        found = [checked(q, model, ("body", "queries", i)) for i, q in enumerate(request.queries)]
+        problems = [e for _, errors in found for e in errors]
         if problems:
             raise RequestProblem(422, problems)
-        answers = await batcher.submit(key, list(request.queries), ("body", "queries"))
+        answers = await batcher.submit(key, [resolved for resolved, _ in found], ("body", "queries"))
         return _json({"answers": answers})
 
     @app.post("/ask", response_model=Answer, responses=errors, summary=f"Ask {first} what happens if ...")

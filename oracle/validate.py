@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crux.oracle.query import Query, QueryError, resolve
+from crux.oracle.query import Query, QueryError, Resolved, resolve
 from crux.worldmodel.model import Model
 
 Loc = tuple[str | int, ...]
@@ -21,9 +21,9 @@ def error_at(loc: Loc, msg: str, kind: str = "query") -> dict[str, Any]:
     return {"loc": list(loc), "msg": msg, "type": kind}
 
 
-def locate(query: Query, model: Model, prefix: Loc = ("body",)) -> list[dict[str, Any]]:
-    """The problems :func:`resolve` finds in ``query``, each at its field (``do.<var>``,
-    ``outcomes.<i>``, ``as``); empty if it resolves."""
+def checked(query: Query, model: Model, prefix: Loc = ("body",)) -> tuple[Resolved | None, list[dict[str, Any]]]:
+    """``query`` resolved (checked once: pass it on to the oracle), or None and the problems
+    :func:`resolve` finds, each at its field (``do.<var>``, ``outcomes.<i>``, ``as``)."""
     net, parties, default = model.network, model.parties, model.default_party
 
     def refused(q: Query) -> str | None:
@@ -33,12 +33,13 @@ def locate(query: Query, model: Model, prefix: Loc = ("body",)) -> list[dict[str
             return str(err)
         return None
 
-    whole = refused(query)
-    if whole is None:
-        return []
+    try:
+        return resolve(query, net, parties, default), []
+    except QueryError as err:
+        whole = str(err)
     message = refused(Query(as_=query.as_))
     if message is not None:
-        return [error_at((*prefix, "as"), message)]
+        return None, [error_at((*prefix, "as"), message)]
     errors = []
     for name in ("do", "given"):
         for var, state in getattr(query, name).items():
@@ -52,4 +53,5 @@ def locate(query: Query, model: Model, prefix: Loc = ("body",)) -> list[dict[str
     if not errors:  # each part is fine, together they are not (set and observed at once)
         both = sorted(set(query.do) & set(query.given))
         errors.append(error_at((*prefix, "given", both[0]) if both else prefix, whole))
-    return errors
+    return None, errors
+

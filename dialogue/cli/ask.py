@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from pydantic import ValidationError
@@ -14,11 +14,14 @@ from crux.dialogue.cli.options import (
     AnyModelArg, AsOpt, DeviceOpt, Float32Opt, JsonOpt, MaxMemoryOpt, MethodOpt, ParticlesOpt, SamplesOpt, SeedOpt, make_oracle,
 )
 from crux.dialogue.cli.render import print_answer
-from crux.oracle.query import Query, QueryError, parse_assignment, parse_question, resolve
+from crux.oracle.query import Query, QueryError, Resolved, parse_assignment, parse_question
 from crux.worldmodel.errors import CruxError
 from crux.worldmodel.jsontext import loads as strict_json
 from crux.worldmodel.files import read_text
-from crux.worldmodel.model import Model, check_model_format, load_model
+from crux.worldmodel.model import check_model_format, load_model
+
+if TYPE_CHECKING:
+    from crux.oracle.oracle import Oracle
 
 
 def ask(
@@ -68,7 +71,7 @@ def ask(
     if batch is not None:
         if question or do or given or outcome or as_:
             raise typer.BadParameter("--batch takes its queries from the file: drop QUESTION, --do, --given, --outcome and --as")
-        queries = read_batch(batch, loaded)
+        queries = read_batch(batch, oracle)
         for answer in oracle.ask_many(queries):
             typer.echo(finite_json(answer.to_json()))
         return
@@ -106,19 +109,18 @@ def _strict_json(text: str):
         raise ValueError("nested too deeply: one query object a line") from None
 
 
-def read_batch(path: Path, model: Model) -> list[Query]:
-    """Queries from a JSON-lines file; every bad line is reported (``FILE: line N: ...``) before any runs."""
+def read_batch(path: Path, oracle: Oracle) -> list[Resolved]:
+    """Queries from a JSON-lines file, each checked once against the oracle's model; every bad
+    line is reported (``FILE: line N: ...``) before any runs."""
     name = "<stdin>" if str(path) == "-" else str(path)
     lines = (sys.stdin.read() if str(path) == "-" else read_text(path, "a file of queries")).splitlines()
-    queries: list[Query] = []
+    queries: list[Resolved] = []
     problems: list[str] = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            query = Query.model_validate(_strict_json(line))
-            resolve(query, model.network, model.parties, model.default_party)
-            queries.append(query)
+            queries.append(oracle.resolve(Query.model_validate(_strict_json(line))))
         except ValueError as err:  # not JSON, a key twice, a number that is not finite or too long
             if not isinstance(err, ValidationError):
                 problems.append(f"{name}: line {n}: {err}")
