@@ -11,6 +11,7 @@ import json
 import os
 import re
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +273,41 @@ def _shape_problem(data: Any) -> Problem | None:
 
 
 _END = object()
+
+
+def write_atomically(path: Path, text: str, *, replace: bool = True, exists: str = "") -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it, renamed into place: a crash
+    leaves the old file whole (or none), never a half-written one.  The file gets the usual
+    permissions (the umask's), not the temporary file's private ones.  With ``replace=False`` an
+    existing file is never replaced, even one that appears while this writes (the temporary file
+    is linked in, which fails if it does): :class:`CruxError` with ``exists``."""
+    temporary: Path | None = None
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+        ) as f:
+            temporary = Path(f.name)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())
+        if replace:
+            os.replace(temporary, path)
+        else:
+            try:
+                os.link(temporary, path)  # fails if the file exists: no race with another writer
+            except FileExistsError:
+                raise CruxError(exists or f"{path}: exists") from None
+            except OSError:  # a file system without hard links: the caller's check stands
+                os.replace(temporary, path)
+    except OSError as err:
+        raise CruxError(f"{path}: cannot write: {err.strerror or err}") from None
+    finally:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

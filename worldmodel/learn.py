@@ -22,7 +22,6 @@ import graphlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ import yaml
 from crux.worldmodel.compile import BeliefState, Network
 from crux.worldmodel.entities import ground, library_path
 from crux.worldmodel.errors import CruxError, ModelError, PathPart, unknown
-from crux.worldmodel.files import read_data, read_text
+from crux.worldmodel.files import read_data, read_text, write_atomically
 from crux.worldmodel.load import validate_data
 from crux.worldmodel.rows import split_key
 from crux.worldmodel.spec import Scenario, Variable
@@ -610,18 +609,4 @@ def _write(path: Path, data: dict[str, Any]) -> None:
         text = json.dumps(data, indent=2) + "\n"
     else:
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100)
-    # atomically: a temporary file beside it, then renamed over it (a crash leaves the old file whole)
-    temporary = None
-    try:
-        with tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-        ) as f:
-            temporary = Path(f.name)
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except OSError as err:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
-        raise CruxError(f"{path}: cannot write: {err}") from None
+    write_atomically(path, text)

@@ -6,12 +6,12 @@ import json
 import os
 import re
 import shlex
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from crux.worldmodel.errors import CruxError
+from crux.worldmodel.files import write_atomically
 
 DEFAULT_NAME = "scenario"
 SUFFIXES = (".yaml", ".yml")
@@ -172,37 +172,11 @@ def write_new(path: Path, text: str, force: bool) -> None:
     if not path.parent.is_dir():
         raise CruxError(f"{path}: the folder {path.parent} does not exist; create it first")
     if path.exists() and not force:
-        raise CruxError(f"{path}: exists; crux init writes over no file: give another NAME or --out, or --force to replace it")
-    temporary: Path | None = None
-    try:
-        with tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-        ) as f:
-            temporary = Path(f.name)
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())
-        if force:
-            os.replace(temporary, path)
-        else:
-            try:
-                os.link(temporary, path)  # fails if the file exists: no race with another writer
-            except FileExistsError:
-                raise CruxError(f"{path}: exists; crux init writes over no file: give another NAME or --out, or --force to replace it") from None
-            except OSError:  # a file system without hard links: the check above stands
-                os.replace(temporary, path)
-    except OSError as err:
-        raise CruxError(f"{path}: cannot write: {err.strerror or err}") from None
-    finally:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
+        raise CruxError(_EXISTS.format(path=path))
+    write_atomically(path, text, replace=force, exists=_EXISTS.format(path=path))
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+_EXISTS = "{path}: exists; crux init writes over no file: give another NAME or --out, or --force to replace it"
 
 
 def init(
