@@ -348,3 +348,28 @@ def test_crux_learn_writes_next_to_the_model_and_refuses_to_overwrite_it(tmp_pat
     assert model.read_text() != text and load_scenario(model).world.variables["animal_hit"].row_strength
     bad = run_cli("learn", str(model), str(tmp_path / "missing.csv"))
     assert bad.exit_code == 1 and "missing.csv: no such file" in bad.stderr
+
+
+def test_the_atomic_writer_keeps_the_usual_permissions_and_replaces_only_when_asked(tmp_path):
+    """crux learn and crux init write through one helper: a temporary file renamed into place,
+    with the umask's permissions (a temporary file is private), and, where asked, never over an
+    existing file."""
+    import os
+    import stat
+
+    from crux.worldmodel.errors import CruxError
+    from crux.worldmodel.files import write_atomically
+
+    mask = os.umask(0o022)
+    try:
+        target = tmp_path / "out.yaml"
+        write_atomically(target, "a: 1\n")
+        assert stat.S_IMODE(target.stat().st_mode) == 0o644
+        write_atomically(target, "a: 2\n")  # replaces by default
+        assert target.read_text() == "a: 2\n"
+        with pytest.raises(CruxError, match="taken"):
+            write_atomically(target, "a: 3\n", replace=False, exists="taken")
+        assert target.read_text() == "a: 2\n"
+        assert [p.name for p in tmp_path.iterdir()] == ["out.yaml"]  # no temporary file left
+    finally:
+        os.umask(mask)
