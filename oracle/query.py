@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crux.worldmodel.compile import Believer, Network
 from crux.worldmodel.errors import CruxError, unknown
+from crux.worldmodel.spec import Believer
+
+if TYPE_CHECKING:  # a query is read, and checked by name, without importing torch
+    from crux.worldmodel.compile import Network
 
 
 class QueryError(CruxError):
@@ -252,18 +255,31 @@ def parse_question(text: str) -> tuple[dict[str, str], dict[str, str]]:
             "'what happens if VAR=state [and VAR=state ...] [given VAR=state [and ...]]'"
         )
 
-    def pairs(part: str | None, where: str) -> dict[str, str]:
-        out: dict[str, str] = {}
+    def pairs(part: str | None, where: str) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
         if not part:
             return out
         for item in re.split(r"\s+and\s+", part.strip(), flags=re.IGNORECASE):
             var, sep, state = item.partition("=")
             if not sep or not var.strip() or not state.strip():
                 raise QueryError(f"cannot read {item!r} after '{where}': write VAR=state")
-            out[var.strip()] = state.strip()
+            out.append((var.strip(), state.strip()))
         return out
 
-    return pairs(m.group("do"), "if"), pairs(m.group("given"), "given")
+    return assignments(pairs(m.group("do"), "if"), "do"), assignments(pairs(m.group("given"), "given"), "given")
+
+
+def assignments(pairs: Iterable[tuple[str, str]], kind: Literal["do", "given"]) -> dict[str, str]:
+    """``{variable: state}`` from ``(variable, state)`` pairs, in order: a variable set (``do``) or
+    given two different states is an error naming both, not a silent choice of the last."""
+    out: dict[str, str] = {}
+    for var, state in pairs:
+        first = out.setdefault(var, state)
+        if first != state:
+            if kind == "do":
+                raise QueryError(f"{var} is set twice, as {first} and as {state}: set one")
+            raise QueryError(f"{var} is given twice, as {first} and as {state}: give one state")
+    return out
 
 
 def parse_assignment(text: str, option: str) -> tuple[str, str]:

@@ -18,15 +18,17 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import networkx as nx
-import torch
 
-from crux.worldmodel.compile import BeliefState, Network
 from crux.worldmodel.errors import CruxError, ModelError, PathPart, Problem, clip, short, shown, unknown
 from crux.worldmodel.files import read_bytes
 from crux.worldmodel.limits import limit, over
 from crux.worldmodel.rows import all_keys, join_key, missing_keys, table_size
+
+if TYPE_CHECKING:
+    from crux.worldmodel.compile import BeliefState, Network
 
 BIF_SUFFIXES = (".bif", ".bif.gz")
 SUM_TOLERANCE = 1e-3
@@ -110,6 +112,33 @@ class _Probability:
 
 def read_bif(path: str | Path) -> tuple[Network, BeliefState, str]:
     """The network, its (certain) numbers and its name; every problem reported with its line."""
+    # here: checking a file (:func:`check_bif`) builds no tensors
+    import torch
+    from crux.worldmodel.compile import BeliefState, Network
+
+    name, states, probabilities = _read(path)
+    network = Network.build(states=states, parents={v: probabilities[v].parents for v in states})
+    tables = {}
+    for var in network.order:
+        prob = probabilities[var]
+        table = torch.empty(network.shape(var), dtype=torch.float64)
+        parent_states = [network.states[q] for q in prob.parents]
+        for key in all_keys(parent_states) if prob.parents else [()]:
+            row = torch.tensor(prob.rows[key][0], dtype=torch.float64)
+            table[network.row_index(var, dict(zip(prob.parents, key)))] = row / row.sum()
+        tables[var] = table
+    return network, BeliefState(concentration=tables, certain=True), name
+
+
+def check_bif(path: str | Path) -> dict[str, list[str]]:
+    """Each variable's states, once the file is read and checked as :func:`read_bif` does (the
+    same errors), without building its tables: what ``crux validate`` needs, without torch."""
+    return _read(path)[1]
+
+
+def _read(path: str | Path) -> tuple[str, dict[str, list[str]], dict[str, _Probability]]:
+    """The network's name, each variable's states and its probability block, every problem
+    reported with its line."""
     path = Path(path)
     file = str(path)
     raw = read_bytes(path, "a BIF network", limit_name="MAX_FILE_BYTES")
@@ -208,20 +237,7 @@ def read_bif(path: str | Path) -> tuple[Network, BeliefState, str]:
     problems += _check(states, probabilities)
     if problems:
         raise ModelError(file, problems)
-    network = Network.build(
-        states={v: s for v, (s, _) in states.items()},
-        parents={v: probabilities[v].parents for v in states},
-    )
-    tables = {}
-    for var in network.order:
-        prob = probabilities[var]
-        table = torch.empty(network.shape(var), dtype=torch.float64)
-        parent_states = [network.states[q] for q in prob.parents]
-        for key in all_keys(parent_states) if prob.parents else [()]:
-            row = torch.tensor(prob.rows[key][0], dtype=torch.float64)
-            table[network.row_index(var, dict(zip(prob.parents, key)))] = row / row.sum()
-        tables[var] = table
-    return network, BeliefState(concentration=tables, certain=True), name
+    return name, {v: s for v, (s, _) in states.items()}, probabilities
 
 
 def _gunzip(raw: bytes, file: str) -> bytes:

@@ -13,18 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
 
 import networkx as nx
 import torch
 
 from crux.worldmodel.rows import split_key
-from crux.worldmodel.spec import Fact, Normal, PriorOverride, Scenario
-
-Believer = Literal["agent", "human", "world"]
-"""Whose beliefs: a party's, or the world's own numbers (the dialogue's parties are
-``dialogue.protocol.PartyName``, the agent and the human)."""
-PARTIES: tuple[Believer, ...] = ("agent", "human", "world")
+from crux.worldmodel.spec import Believer, Fact, Normal, PriorOverride, Scenario
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from crux.worldmodel.compile import PARTIES, BeliefState, Believer, Network, network_of, party_beliefs
 from crux.worldmodel.bif import BIF_SUFFIXES, is_bif, read_bif
 from crux.worldmodel.errors import CruxError
 from crux.worldmodel.files import SCENARIO_SUFFIXES, unknown_format
 from crux.worldmodel.load import load_scenario
-from crux.worldmodel.spec import Scenario
+from crux.worldmodel.spec import PARTIES, Believer, Scenario
+
+if TYPE_CHECKING:  # compile (torch) is imported when a model is built, not when this module is
+    from crux.worldmodel.compile import BeliefState, Network
 
 
 @dataclass
@@ -24,6 +27,8 @@ class Model:
 
     @classmethod
     def from_scenario(cls, scenario: Scenario) -> Model:
+        from crux.worldmodel.compile import network_of
+
         return cls(name=scenario.name, network=network_of(scenario), scenario=scenario)
 
     @property
@@ -46,6 +51,8 @@ class Model:
             raise ValueError(f"{party!r} is not a party of this model (parties: {', '.join(self.parties)})")
         if party not in self._beliefs:
             assert self.scenario is not None  # a bare network is built with its world's beliefs
+            from crux.worldmodel.compile import party_beliefs
+
             self._beliefs[party] = party_beliefs(self.scenario, self.network, party)
         return self._beliefs[party]
 
@@ -55,10 +62,16 @@ def load_model(path: str | Path, steps: int | None = None) -> Model:
     or a BIF network (.bif, .bif.gz).  Errors name the file and the place inside it."""
     if is_bif(path):
         if steps is not None:
-            raise CruxError(f"{path}: a BIF network has no time steps (drop --steps)")
+            raise CruxError(f"{path}: the model has no time: a BIF network has no steps to unroll (drop --steps)")
         network, world, name = read_bif(path)
         return Model.from_network(name, network, world)
-    return Model.from_scenario(load_scenario(path, steps=steps))
+    scenario = load_scenario(path, steps=steps)
+    if steps is not None and not scenario.entities:
+        raise CruxError(
+            f"{path}: the model has no time: only a scene (entities whose attributes change with `next`) "
+            "has steps to unroll (drop --steps)"
+        )
+    return Model.from_scenario(scenario)
 
 
 def check_model_format(path: str | Path) -> None:

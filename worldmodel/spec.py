@@ -309,6 +309,13 @@ class Parties(_Strict):
     human: HumanSpec = Field(default_factory=HumanSpec, description="The person.")
 
 
+Believer = Literal["agent", "human", "world"]
+"""Whose beliefs answer a query: a party's, or the world's own numbers (the dialogue's parties are
+``dialogue.protocol.PartyName``, the agent and the human).  Here rather than in
+:mod:`worldmodel.compile`, so that a query can be read without importing torch."""
+PARTIES: tuple[Believer, ...] = ("agent", "human", "world")
+
+
 # -- the object-centric extension (all optional: version-1 files mean what they always meant) --
 #
 # Types are small reusable models: each attribute is a variable of every entity of that

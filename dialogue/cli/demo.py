@@ -10,8 +10,6 @@ import typer
 
 from crux.dialogue.cli.options import DeviceOpt, JsonOpt
 from crux.dialogue.report import render
-from crux.dialogue.session import run_session
-from crux.oracle.oracle import Oracle
 from crux.worldmodel.model import load_model
 
 EXAMPLE = "squirrel_or_cat.yaml"
@@ -24,6 +22,10 @@ def example_path() -> Path:
 
 def demo(device: DeviceOpt = "auto", as_json: JsonOpt = False) -> None:
     """Run the canonical example (squirrel or cat) headless and print the session's report."""
+    # torch: when the command runs, not for --help
+    from crux.dialogue.session import run_session
+    from crux.oracle.oracle import Oracle
+
     path = example_path()
     model = load_model(path)
     report, _ = run_session(path, model, Oracle(model, device=device))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from crux.dialogue.cli.options import JsonOpt
 from crux.worldmodel.errors import CruxError
 from crux.worldmodel.files import write_atomically
 
@@ -192,7 +193,7 @@ def init(
         typer.Option("--out", help="Write the scenario to this file (.yaml or .yml) instead of NAME.yaml."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the file if it exists.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Write a commented starter scenario, NAME.yaml, that validates and runs: edit it into your own."""
     scenario_name, path = target(name, out)

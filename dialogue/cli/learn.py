@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from crux.dialogue.cli.options import JsonOpt, ModelArg
-from crux.worldmodel.learn import LearnReport, default_out, learn_file
+
+if TYPE_CHECKING:
+    from crux.worldmodel.learn import LearnReport
 
 
 def learn(
@@ -31,6 +33,9 @@ def learn(
 ) -> None:
     """Learn a model's table rows from data: each row seen in DATA.csv moves toward what was seen,
     and grows more certain (row_strength); a scene's entities of one type pool into the type's table."""
+    # torch: when the command runs, not for --help
+    from crux.worldmodel.learn import default_out, learn_file
+
     _, report = learn_file(model, data, out if out is not None else default_out(model), force=force)
     if as_json:
         typer.echo(json.dumps(report.to_json()))

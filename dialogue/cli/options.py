@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+from crux.dialogue.cli.errors import json_errors
 
 if TYPE_CHECKING:
     from crux.oracle.oracle import Oracle
@@ -21,7 +22,12 @@ AnyModelArg = Annotated[
     typer.Argument(help="A scenario file (.yaml, .yml, .json) or a Bayesian network (.bif, .bif.gz).", show_default=False),
 ]
 """For the commands that serve a BIF model too (ask, validate; spec/CLI.md, Models)."""
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
+JsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json", callback=json_errors, help="Print one JSON document on stdout, nothing else (an error too, exit code 1)."
+    ),
+]
 DeviceOpt = Annotated[
     str, typer.Option("--device", help="Where to compute: auto (cuda when present), cpu or cuda.")
 ]

@@ -11,13 +11,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from crux.beliefs.export import belief_graph, to_dot, to_graphml, to_json
-from crux.beliefs.graph import BeliefGraph
 from crux.dialogue.cli.options import (
     AnyModelArg, AsOpt, DeviceOpt, JsonOpt, MaxMemoryOpt, MethodOpt, ModelArg, ParticlesOpt, make_oracle, party,
 )
 from crux.dialogue.report import build_report, render
-from crux.dialogue.session import LiveSession, check_complete, run_session
 from crux.dialogue.transcript import read_events
 from crux.worldmodel.errors import CruxError
 from crux.worldmodel.model import load_model
@@ -50,6 +47,9 @@ def session(
 
     Interactive by default (a terminal UI in which you are the human); --headless scripts the human.
     """
+    # torch: when the command runs, not for --help
+    from crux.dialogue.session import LiveSession, run_session
+
     if transcript is not None and resume is not None:
         raise typer.BadParameter("--resume appends to the transcript it reads: drop --transcript")
     loaded = load_model(model)
@@ -114,6 +114,8 @@ def replay(
     as_json: JsonOpt = False,
 ) -> None:
     """Rebuild a session's report from its transcript alone."""
+    from crux.dialogue.session import check_complete
+
     events = read_events(transcript)
     check_complete(transcript, events)
     report = build_report(events)
@@ -134,6 +136,9 @@ def beliefs(
 ) -> None:
     """Export a party's belief graph: variables with marginals, facts with source and reliability
     (--as: agent, the default, or human)."""
+    from crux.beliefs.export import belief_graph, to_dot, to_graphml, to_json
+    from crux.beliefs.graph import BeliefGraph
+
     loaded = load_model(model)
     if loaded.scenario is None:
         raise CruxError(

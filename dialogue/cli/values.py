@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crux.dialogue.cli.options import AsOpt, DeviceOpt, JsonOpt, ModelArg, make_oracle, party
 from crux.dialogue.report import stopped_text
-from crux.values.elicit import SETTLED, Elicitor
-from crux.values.infer import Choice, identifiability, infer_values, infer_values_and_beliefs
 from crux.worldmodel.errors import CruxError, render_path
 from crux.worldmodel.files import read_data
 from crux.worldmodel.model import load_model
+
+if TYPE_CHECKING:
+    from crux.values.infer import Choice
 
 app = typer.Typer(help="Infer a party's values from its choices.", no_args_is_help=True)
 
@@ -34,6 +35,9 @@ class ChoicesFile(BaseModel):
 
 def read_choices(path: Path) -> list[Choice]:
     """A choices file (YAML or JSON): ``choices: [{given: {VAR: state}, chose: ACTION}, ...]``."""
+    # pyro and torch: when a command runs, not for --help
+    from crux.values.infer import Choice
+
     data = read_data(path)
     try:
         spec = ChoicesFile.model_validate(data)
@@ -60,6 +64,12 @@ def infer(
 ) -> None:
     """Posterior means and 90% intervals of the party's normalised utilities and rationality beta
     (--as: whose beliefs the choices were made under; the human's by default)."""
+    from crux.values.infer import (
+        identifiability,
+        infer_values,
+        infer_values_and_beliefs,
+    )
+
     loaded = load_model(model)
     if loaded.scenario is None or loaded.network.decision is None:
         raise CruxError(f"{model}: values are inferred on a scenario with a decision")
@@ -114,6 +124,9 @@ def elicit(
     (a state for sure, or a chance of another), which of two states is worse, and choices between
     actions in concrete situations; answer 1 or 2 (s stops asking, q quits). Answers that cannot all
     hold are shown, and you withdraw one."""
+    # torch and scipy: when the command runs
+    from crux.values.elicit import SETTLED, Elicitor
+
     loaded = load_model(model)
     if loaded.scenario is None or loaded.network.decision is None:
         raise CruxError(f"{model}: values are elicited on a scenario with a decision")

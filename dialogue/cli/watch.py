@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from crux.beliefs.revision import watch as follow
+from crux.dialogue.cli.errors import json_errors
 from crux.dialogue.cli.options import AsOpt, DeviceOpt, ModelArg
-from crux.oracle.query import parse_assignment
+from crux.oracle.query import assignments, parse_assignment
 
 
 def watch(
@@ -27,12 +27,17 @@ def watch(
     ] = [],
     as_: AsOpt = None,
     device: DeviceOpt = "auto",
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per observation, one a line.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", callback=json_errors, help="Print one JSON object per observation, one a line.")
+    ] = False,
 ) -> None:
     """Report each observation's surprise (-log of its predictive probability) and flag those above
     the model's own 99th percentile; on a flag, score the library's types for the entity and adopt
     the best."""
-    fixed = dict(parse_assignment(item, "--do") for item in do)
+    # torch: when the command runs, not for --help
+    from crux.beliefs.revision import watch as follow
+
+    fixed = assignments((parse_assignment(item, "--do") for item in do), "do")
     records = follow(model, observations, party=as_, do=fixed, device=device)
     if as_json:
         for record in records:

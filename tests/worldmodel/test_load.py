@@ -1130,7 +1130,10 @@ def test_cli_validate_bad_file_json(two_problem_file: Path) -> None:
     report = json.loads(result.stdout)
     assert report["ok"] is False
     assert report["file"] == str(two_problem_file)
-    assert report["problems"] == [{"file": str(two_problem_file), "path": p, "message": m} for p, m in TWO_PROBLEMS]
+    assert [{k: p[k] for k in ("file", "path", "message")} for p in report["problems"]] == [
+        {"file": str(two_problem_file), "path": p, "message": m} for p, m in TWO_PROBLEMS
+    ]
+    assert [p["msg"] for p in report["problems"]] == [m for _, m in TWO_PROBLEMS]  # the error object of every --json
 
 
 @pytest.mark.parametrize(("mutate", "messages"), BROKEN)
