@@ -223,8 +223,18 @@ class Batch:
         part = slice(start, stop)
         states = self.states if len(self.states) == 1 else self.states[part]
         members = None if self.members is None else self.members[part]
-        if not self.one_structure:
-            return Batch.of(self.work, members, states, self.draws)  # type: ignore[arg-type]
+        if not self.one_structure and members is not None:
+            return Batch.of(self.work, members, states, self.draws)
+        if not self.one_structure:  # made from settings: each sliced, and the rows asking renumbered
+            asks = {t: rows[(rows >= start) & (rows < stop)] - start for t, rows in self.asks.items()}
+            asks = {t: rows for t, rows in asks.items() if len(rows)}
+            out = Batch(
+                self.work, states, stop - start, list(asks), draws=self.draws, one_structure=False,
+                do={v: (m[part], i[part]) for v, (m, i) in self.do.items()},  # type: ignore[index]
+                given={v: (m[part], i[part]) for v, (m, i) in self.given.items()},  # type: ignore[index]
+            )
+            out.__dict__["asks"] = asks
+            return out
         out = Batch(self.work, states, stop - start, self.targets, draws=self.draws, members=members)
         for name in ("do", "given", "set_values", "seen_values"):
             if name in self.__dict__ or self.members is None:

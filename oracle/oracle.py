@@ -7,7 +7,7 @@ The oracle predicts; it never ranks or recommends actions (deciding lives in
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Literal
@@ -133,7 +133,7 @@ class Oracle:
 
     def _ask_many(self, queries: Sequence[Query | Resolved], beliefs: Beliefs) -> list[Answer]:
         resolved = self._resolve(queries)
-        results = self._run(resolved, self._states(resolved, beliefs), draws=True)
+        results = self._run(resolved, self.belief_states(resolved, beliefs), draws=True)
         net = self.model.network
         intervals = _intervals([(post[t], (i, t)) for i, (r, (post, _, _)) in enumerate(zip(resolved, results))
                                 for t in r.outcomes if t not in net.continuous])
@@ -165,7 +165,7 @@ class Oracle:
             raise ValueError("give one belief state per query")
         with _collector_paused(len(queries)):
             resolved = self._resolve(queries, echo=False)
-            states = list(beliefs) if isinstance(beliefs, Sequence) else self._states(resolved, beliefs)
+            states = list(beliefs) if isinstance(beliefs, Sequence) else self.belief_states(resolved, beliefs)
             return [post for post, _, _ in self._run(resolved, states, draws=False, means=True)]
 
     def ask_columns(
@@ -224,7 +224,7 @@ class Oracle:
         resolver = self._resolver
         return [q if isinstance(q, Resolved) else resolver(q, echo) for q in queries]
 
-    def _states(self, resolved: list[Resolved], beliefs: Beliefs) -> list[BeliefState]:
+    def belief_states(self, resolved: Sequence[Resolved], beliefs: Beliefs = None) -> list[BeliefState]:
         """Each query's belief state (looked up once per party)."""
         by_party: dict[str, BeliefState] = {}
         out = []
@@ -245,44 +245,46 @@ class Oracle:
     def _run(self, resolved: list[Resolved], states: list[BeliefState], draws: bool, means: bool = False) -> list[tuple]:
         """Per query, in order: posteriors ``{target: (1 + draws or 1, card)}`` on the CPU (with
         ``means``, the posterior means alone: ``{target: (card,)}``), the method that computed
-        them, and (sampled) their standard errors ``{target: (card,)}``.
-
-        Resolve, route, answer: first every query the junction tree holds in one pass (several
-        structures, across belief states), then the rest grouped by structure (and by belief
-        state, where there are few), each group to the engine the router picks."""
+        them, and (sampled) their standard errors ``{target: (card,)}``."""
         out: list[tuple] = [None] * len(resolved)  # type: ignore[list-item]
-        if not resolved:
-            return out
-        whole = Batch.of(self.work, resolved, states, draws)
-        if whole.one_structure and whole.shared:  # one group: the router picks its engine
-            self._fill(out, range(len(resolved)), whole, self._answer(whole, lambda b: _in_batch(b, len(resolved))), means)
-            return out
-        rest = self._run_tree(resolved, states, out, draws, means)
-        groups: dict[tuple, list[int]] = {}
-        by_state = len({id(s) for s in states}) <= _SPLIT_STATES
-        for i in rest:
-            groups.setdefault((id(states[i]) if by_state else None, resolved[i].structure[1:]), []).append(i)
-        for indices in groups.values():
-            batch = Batch.of(self.work, [resolved[i] for i in indices], [states[i] for i in indices], draws)
-            posterior = self._answer(batch, lambda b, at=indices: _in_batch(at[b], len(resolved)))
+        for indices, batch, engine in self.groups(resolved, states, draws):
+            posterior = self._answer(batch, lambda b, at=indices: _in_batch(at[b], len(resolved)), engine)
             self._fill(out, indices, batch, posterior, means)
         return out
 
-    def _run_tree(self, resolved: list[Resolved], states: list[BeliefState], out: list, draws: bool, means: bool) -> list[int]:
-        """The queries that set the decision, in junction tree passes, if the tree holds them
-        (:class:`oracle.junction.Tree`); fills ``out`` and returns the indices left."""
+    def groups(
+        self, resolved: Sequence[Resolved], states: Sequence[BeliefState], draws: bool
+    ) -> Iterator[tuple[Sequence[int], Batch, Engine | None]]:
+        """How a call's queries are answered: ``(indices, batch, engine)`` per group, the engine
+        None where the router picks it (``router.answer(batch, engine)`` answers a group).
+
+        Queries of one structure and belief state are one group.  Otherwise, first every query
+        the junction tree holds (those that set the decision, of any structure, across belief
+        states) in one group, then the rest grouped by structure (and by belief state, where
+        there are few)."""
+        if not resolved:
+            return
+        whole = Batch.of(self.work, resolved, states, draws)
+        if whole.one_structure and whole.shared:
+            yield range(len(resolved)), whole, None
+            return
+        rest: Sequence[int] = range(len(resolved))
         tree = self.router.engine("tree")
         decision = self.model.network.decision
-        mine = [i for i, r in enumerate(resolved) if decision is None or any(v == decision for v, _ in r.do)]
-        if tree is None or not mine or tree not in self.router.allowed:
-            return list(range(len(resolved)))
-        batch = Batch.of(self.work, [resolved[i] for i in mine], [states[i] for i in mine], draws)
-        if not tree.holds(batch):
-            return list(range(len(resolved)))
-        posterior = self._answer(batch, lambda b: _in_batch(mine[b], len(resolved)), tree)
-        self._fill(out, mine, batch, posterior, means)
-        taken = set(mine)
-        return [i for i in range(len(resolved)) if i not in taken]
+        if tree is not None and tree in self.router.allowed:
+            mine = [i for i, r in enumerate(resolved) if decision is None or any(v == decision for v, _ in r.do)]
+            if mine:
+                batch = Batch.of(self.work, [resolved[i] for i in mine], [states[i] for i in mine], draws)
+                if tree.holds(batch):
+                    yield mine, batch, tree
+                    taken = set(mine)
+                    rest = [i for i in range(len(resolved)) if i not in taken]
+        grouped: dict[tuple, list[int]] = {}
+        by_state = len({id(s) for s in states}) <= _SPLIT_STATES
+        for i in rest:
+            grouped.setdefault((id(states[i]) if by_state else None, resolved[i].structure[1:]), []).append(i)
+        for indices in grouped.values():
+            yield indices, Batch.of(self.work, [resolved[i] for i in indices], [states[i] for i in indices], draws), None
 
     def _answer(self, batch: Batch, impossible: Callable[[int], QueryError], engine: Engine | None = None) -> Posterior:
         """The router's (or ``engine``'s) answer; impossible evidence raised with ``impossible``

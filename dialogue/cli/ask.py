@@ -8,15 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from pydantic import ValidationError
 
 from crux.dialogue.cli.options import (
     AnyModelArg, AsOpt, DeviceOpt, Float32Opt, JsonOpt, MaxMemoryOpt, MethodOpt, ParticlesOpt, SamplesOpt, SeedOpt, make_oracle,
 )
 from crux.dialogue.cli.render import print_answer
-from crux.oracle.query import Query, QueryError, Resolved, parse_assignment, parse_question
+from crux.oracle.query import Query, QueryError, assignments, parse_assignment, parse_question
 from crux.worldmodel.errors import CruxError
-from crux.worldmodel.jsontext import loads as strict_json
 from crux.worldmodel.files import read_text
 from crux.worldmodel.model import check_model_format, load_model
 
@@ -44,7 +42,9 @@ def ask(
         typer.Option(
             "--batch",
             help="Many queries, one JSON object per line ({\"do\": {}, \"given\": {}, \"outcomes\": [], \"as\": \"agent\"}; "
-            "'-' reads stdin); prints one JSON answer per line, in order.",
+            "'-' reads stdin); prints one JSON answer per line, in order. A line that cannot be read or answered "
+            "gets {\"line\": N, \"error\": {\"message\": ..., \"problems\": [...]}} instead; the others are answered, "
+            "stderr says how many failed and the exit code is 1.",
         ),
     ] = None,
     samples: SamplesOpt = 1000,
@@ -71,16 +71,11 @@ def ask(
     if batch is not None:
         if question or do or given or outcome or as_:
             raise typer.BadParameter("--batch takes its queries from the file: drop QUESTION, --do, --given, --outcome and --as")
-        queries = read_batch(batch, oracle)
-        for answer in oracle.ask_many(queries):
-            typer.echo(finite_json(answer.to_json()))
+        answer_batch(batch, oracle)
         return
-    query_do: dict[str, str] = {}
-    query_given: dict[str, str] = {}
-    if question:
-        query_do, query_given = parse_question(question)
-    query_do.update(parse_assignment(d, "--do") for d in do)
-    query_given.update(parse_assignment(g, "--given") for g in given)
+    asked_do, asked_given = parse_question(question) if question else ({}, {})
+    query_do = assignments([*asked_do.items(), *(parse_assignment(d, "--do") for d in do)], "do")
+    query_given = assignments([*asked_given.items(), *(parse_assignment(g, "--given") for g in given)], "given")
     if as_ is not None and as_ not in loaded.parties:
         raise QueryError(f"--as {as_!r}: this model answers as {', '.join(loaded.parties)}")
     query = Query(do=query_do, given=query_given, outcomes=outcome, as_=as_)
@@ -99,39 +94,19 @@ def finite_json(data: dict) -> str:
         raise CruxError("the answer is not a finite number (are the values given far too large?)") from None
 
 
-def _strict_json(text: str):
-    """A JSON value, refusing what Python's json lets through (:mod:`worldmodel.jsontext`)."""
-    try:
-        return strict_json(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"not JSON: {err.msg} (column {err.colno})") from None
-    except RecursionError:
-        raise ValueError("nested too deeply: one query object a line") from None
+def answer_batch(path: Path, oracle: Oracle) -> None:
+    """Answer a JSON-lines file of queries (:func:`oracle.lines.answer_lines`): one output line per
+    query, in order, errors on their own lines; exit 1 if any failed."""
+    from crux.oracle.lines import answer_lines
 
-
-def read_batch(path: Path, oracle: Oracle) -> list[Resolved]:
-    """Queries from a JSON-lines file, each checked once against the oracle's model; every bad
-    line is reported (``FILE: line N: ...``) before any runs."""
     name = "<stdin>" if str(path) == "-" else str(path)
-    lines = (sys.stdin.read() if str(path) == "-" else read_text(path, "a file of queries")).splitlines()
-    queries: list[Resolved] = []
-    problems: list[str] = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            queries.append(oracle.resolve(Query.model_validate(_strict_json(line))))
-        except ValueError as err:  # not JSON, a key twice, a number that is not finite or too long
-            if not isinstance(err, ValidationError):
-                problems.append(f"{name}: line {n}: {err}")
-                continue
-            for e in err.errors(include_url=False):
-                where = ".".join(str(p) for p in e["loc"])
-                problems.append(f"{name}: line {n}: {where + ': ' if where else ''}{e['msg']}")
-        except QueryError as err:
-            problems.append(f"{name}: line {n}: {err}")
-    if problems:
-        raise CruxError("\n".join(problems))
-    if not queries:
+    text = sys.stdin.read() if str(path) == "-" else read_text(path, "a file of queries")
+    lines = text.splitlines()
+    if not any(line.strip() for line in lines):
         raise CruxError(f"{name}: no queries (one JSON object per line)")
-    return queries
+    out, failed = answer_lines(oracle, lines)
+    sys.stdout.write("\n".join(out) + "\n")
+    sys.stdout.flush()
+    if failed:
+        typer.echo(f"{name}: {failed:,} of {len(out):,} queries could not be answered (see their lines)", err=True)
+        raise typer.Exit(1)

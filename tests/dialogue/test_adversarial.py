@@ -72,7 +72,7 @@ def test_replay_says_what_an_unfinished_or_odd_file_holds(tmp_path):
     started.write_text(whole[0] + "\n" + whole[1] + "\n")
     result = crux("replay", str(started), "--json")
     assert result.exit_code == 1 and "left before its decision" in result.stderr and "--resume" in result.stderr
-    assert result.stdout == ""
+    assert "left before its decision" in json.loads(result.stdout)["error"]  # --json: the error in JSON too
     twice = tmp_path / "twice.jsonl"
     twice.write_text("\n".join(whole + whole) + "\n")
     result = crux("replay", str(twice))
@@ -149,7 +149,10 @@ def test_a_batch_line_with_a_key_twice_or_no_finite_number_is_refused(tmp_path):
     batch = tmp_path / "q.jsonl"
     batch.write_text("\n".join(lines) + "\n")
     result = crux("ask", str(CANONICAL), "--batch", str(batch))
-    assert result.exit_code == 1 and result.stdout == ""
-    assert "line 1: the key 'outcomes' is given twice" in result.stderr
-    assert "line 2: Infinity is not a JSON number" in result.stderr
-    assert "line 4: a number of 6,000 digits is too large" in result.stderr and "line 3" not in result.stderr
+    assert result.exit_code == 1 and "3 of 4 queries could not be answered" in result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    errors = {o["line"]: o["error"]["message"] for o in out if "line" in o}
+    assert errors[1].startswith("the key 'outcomes' is given twice")
+    assert errors[2].startswith("Infinity is not a JSON number")
+    assert errors[4].startswith("a number of 6,000 digits is too large") and 3 not in errors
+    assert out[2]["query"]["outcomes"] == ["crash"]  # the good line is answered

@@ -114,14 +114,18 @@ def assert_same_answer(a: dict, b: dict) -> None:
             assert (lo, hi) == pytest.approx((lo2, hi2), abs=1e-12)
 
 
-def test_batch_reports_every_bad_line(tmp_path):
+def test_batch_answers_the_good_lines_and_reports_every_bad_one_on_its_line(tmp_path):
     batch = tmp_path / "q.jsonl"
     batch.write_text('{"do": {"action": "swerve"}}\n{"do": {"acton": "swerve"}}\nnot json\n{"do": {}, "colour": 1}\n')
     result = crux("ask", CANONICAL, "--batch", batch)
-    assert result.exit_code == 1 and result.stdout == ""
-    for n in (2, 3, 4):
-        assert f"line {n}:" in result.stderr
-    assert "line 1:" not in result.stderr
+    assert result.exit_code == 1
+    first, *bad = (json.loads(line) for line in result.stdout.splitlines())
+    assert first["query"]["do"] == {"action": "swerve"} and "harm" in first["outcomes"]
+    assert [b["line"] for b in bad] == [2, 3, 4]
+    assert bad[0]["error"]["problems"][0]["loc"] == ["do", "acton"] and "did you mean 'action'" in bad[0]["error"]["message"]
+    assert bad[1]["error"]["message"].startswith("not JSON")
+    assert bad[2]["error"]["problems"][0]["loc"] == ["colour"]
+    assert "3 of 4 queries could not be answered" in result.stderr
 
 
 def test_batch_from_stdin():

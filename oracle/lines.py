@@ -1,0 +1,336 @@
+"""Many queries as lines of JSON, answered in columns: ``crux ask --batch``.
+
+Reading, checking and writing cost more than answering when every query is an object of its
+own, so here a file's lines are read with a fast JSON reader, checked by their shape (not one
+model validation each), grouped by what they set, see and ask (the names checked once per
+group, each line's states by a dictionary lookup), answered group by group through the
+oracle's engines, and written back in input order, each answer built from its group's
+tensors.  A line the fast path cannot take as it is (a misspelling the checks forgive, a
+number for a continuous variable, anything odd) takes the general path, one query at a time,
+with the very checks and messages of a single query.  Answers are those of
+:meth:`~oracle.oracle.Oracle.ask_many` (the same JSON); a line that cannot be read or answered
+gets an error object on its own line, and the others are answered.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+
+from crux.oracle.engine import Batch, Engine, Posterior
+from crux.oracle.oracle import INTERVAL, Oracle, _QUANTILE_CELLS
+from crux.oracle.query import Query, QueryError, Resolved, variable_name
+from crux.oracle.validate import checked
+from crux.worldmodel.jsontext import loads as strict_json
+
+try:  # a fast reader where installed (a dependency of Crux), else the standard library's
+    from orjson import loads as _read
+except ImportError:  # pragma: no cover - orjson is a dependency
+    _read = json.loads
+
+
+def _write(data: Any) -> str:
+    """JSON as ``crux ask --json`` writes it (the standard library's separators and numbers)."""
+    return json.dumps(data, allow_nan=False)
+
+
+_KEYS = frozenset(("do", "given", "outcomes", "as"))
+
+
+def error_line(n: int, message: str, problems: Sequence[dict] = ()) -> dict:
+    """The output of a line that cannot be read or answered."""
+    return {"line": n, "error": {"message": message, "problems": list(problems)}}
+
+
+class _Group:
+    """The lines of one structure (whose beliefs, what they set, see and ask), as columns."""
+
+    def __init__(self, party: str, do: list[str], given: list[str], outcomes: tuple[str, ...]):
+        self.party, self.do, self.given, self.outcomes = party, do, given, outcomes
+        self.numbers: list[int] = []
+        self.columns: list[list[int]] = [[] for _ in range(len(do) + len(given))]
+
+    def add(self, n: int, states: Sequence[int]) -> None:
+        self.numbers.append(n)
+        for column, i in zip(self.columns, states):
+            column.append(i)
+
+    def settings(self, device: torch.device) -> tuple[dict, dict]:
+        at = [torch.tensor(c, dtype=torch.long, device=device) for c in self.columns]
+        k = len(self.do)
+        return dict(zip(self.do, ((None, c) for c in at[:k]))), dict(zip(self.given, ((None, c) for c in at[k:])))
+
+
+def answer_lines(oracle: Oracle, lines: Sequence[str]) -> tuple[list[str], int]:
+    """The output line (JSON text) of every non-blank input line, in order, and how many of them
+    are errors.  Blank lines are skipped (they get no output line); line numbers count them."""
+    out: dict[int, str] = {}
+    shapes: dict[tuple, list[tuple[int, dict]]] = {}  # shape -> [(line number, parsed line)]
+    slow: list[tuple[int, str]] = []
+    continuous = bool(oracle.model.network.continuous)
+    seen: dict[str, tuple | None] = {}  # a line's text read once, however often it comes
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        shape = seen.get(line, False)
+        if shape is False:
+            shape = seen[line] = None if continuous else _shape(line)
+        if shape is None:
+            slow.append((n, line))
+        else:
+            shapes.setdefault(shape[0], []).append((n, shape[1]))
+    groups: dict[tuple, _Group] = {}
+    for key, members in shapes.items():
+        found = _resolve_group(oracle, key, members)
+        if found is None:  # the names themselves need the full checks (and their messages)
+            slow.extend((n, lines[n - 1]) for n, _ in members)
+            continue
+        template, index = found
+        structure = (template.party, tuple(v for v, _ in template.do), tuple(v for v, _ in template.given), template.outcomes)
+        group = groups.get(structure)
+        if group is None:
+            group = groups[structure] = _Group(template.party, [v for v, _ in template.do], [v for v, _ in template.given], template.outcomes)
+        for n, data in members:
+            try:
+                states = [lookup.get(value) for lookup, value in zip(index, (*data.get("do", _EMPTY).values(), *data.get("given", _EMPTY).values()))]
+            except TypeError:  # a list or an object where a state belongs
+                states = [None]
+            if None in states:  # not a state's exact name: the full checks forgive or explain
+                slow.append((n, lines[n - 1]))
+            else:
+                group.add(n, states)  # type: ignore[arg-type]
+    general: list[tuple[int, Resolved]] = []
+    for n, line in sorted(slow):
+        found = _general(oracle, n, line)
+        if isinstance(found, dict):
+            out[n] = _write(found)
+        elif continuous or any(isinstance(i, float) for _, i in (*found.do, *found.given)):
+            general.append((n, found))
+        else:
+            group = groups.get(found.structure)
+            if group is None:
+                group = groups[found.structure] = _Group(found.party, [v for v, _ in found.do], [v for v, _ in found.given], found.outcomes)
+            group.add(n, [int(i) for _, i in (*found.do, *found.given)])
+    for n, r in general:  # continuous values: query by query, as ask_many answers them
+        try:
+            out[n] = _write(oracle.ask(r).to_json())
+        except QueryError as err:
+            out[n] = _write(error_line(n, str(err)))
+    _answer(oracle, [g for g in groups.values() if g.numbers], out)
+    failed = sum(1 for text in out.values() if text.startswith('{"line"'))
+    return [out[n] for n in sorted(out)], failed
+
+
+def _shape(line: str) -> tuple[tuple, dict] | None:
+    """The group key of a line of the plain shape (``do`` and ``given`` objects, ``outcomes``,
+    ``as``), and its parsed value; None for anything else (the general path decides).  Values
+    are not checked here: a state is looked up by its exact name (anything else is not found,
+    and takes the general path), a name by the full checks of its group."""
+    try:
+        data = _read(line)
+    except (ValueError, TypeError):
+        return None
+    if type(data) is not dict or not data.keys() <= _KEYS:
+        return None
+    do, given = data.get("do", _EMPTY), data.get("given", _EMPTY)
+    if type(do) is not dict or type(given) is not dict:
+        return None
+    if line.count(":") != len(data) + len(do) + len(given):  # a key given twice (the fast reader keeps the last), or a ':' in a name
+        return None
+    outcomes = data.get("outcomes", ())
+    try:
+        key = (tuple(do), tuple(given), tuple(outcomes) if type(outcomes) is list else outcomes, data.get("as"))
+        hash(key)
+    except TypeError:  # a list or an object where a name belongs
+        return None
+    return key, data
+
+
+_EMPTY: dict = {}
+
+
+def _resolve_group(oracle: Oracle, key: tuple, members: list[tuple[int, dict]]):
+    """The group's names checked once (with the full checks, on a query of the group's names):
+    the resolved template and each set and seen variable's state index by name; None where the names do not resolve or a variable is continuous (every line of the
+    group then takes the general path, and gets its own message)."""
+    do, given, outcomes, as_ = key
+    net = oracle.model.network
+    try:
+        names = [variable_name(net, v, "do") for v in do], [variable_name(net, v, "given") for v in given]
+        if any(v in net.continuous for v in (*names[0], *names[1])):
+            return None
+        template = oracle.resolve(Query(
+            do={v: net.states[v][0] for v in names[0]}, given={v: net.states[v][0] for v in names[1]},
+            outcomes=list(outcomes), as_=as_,
+        ))
+    except (QueryError, ValidationError):
+        return None
+    if len(template.do) != len(do) or len(template.given) != len(given):  # two spellings of one name
+        return None
+    index = {v: {s: i for i, s in enumerate(net.states[v])} for v, _ in (*template.do, *template.given)}
+    return template, [index[v] for v, _ in template.do] + [index[v] for v, _ in template.given]
+
+
+def _general(oracle: Oracle, n: int, line: str) -> Resolved | dict:
+    """One line through the full checks: resolved, or its error object (each problem at its
+    field, as the server reports them)."""
+    try:
+        query = Query.model_validate(strict_json(line))
+    except ValidationError as err:
+        problems = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in err.errors(include_url=False)]
+        return error_line(n, "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in problems), problems)
+    except json.JSONDecodeError as err:
+        return error_line(n, f"not JSON: {err.msg} (column {err.colno})")
+    except RecursionError:
+        return error_line(n, "nested too deeply: one query object a line")
+    except ValueError as err:  # a key twice, NaN, a number too long
+        return error_line(n, str(err))
+    resolved, problems = checked(query, oracle.model, ())
+    if resolved is None:
+        located = [{"loc": p["loc"], "msg": p["msg"]} for p in problems]
+        return error_line(n, "; ".join(p["msg"] for p in located), located)
+    return resolved
+
+
+def _answer(oracle: Oracle, groups: list[_Group], out: dict[int, str]) -> None:
+    """Answer the groups, writing each line's JSON into ``out``: the groups that set the decision
+    in one junction tree pass where the tree holds them (several structures), each other group
+    in one batch of its own, as :meth:`~oracle.oracle.Oracle.groups` arranges queries."""
+    work, net = oracle.work, oracle.model.network
+    decision = net.decision
+    tree = oracle.router.engine("tree")
+    together = [g for g in groups if decision is None or decision in g.do]
+    if len(together) > 1 and tree is not None and tree in oracle.router.allowed:
+        batch = _together(oracle, together)
+        if tree.holds(batch):
+            _write_group(oracle, together, batch, tree, out)
+            taken = {id(g) for g in together}
+            groups = [g for g in groups if id(g) not in taken]
+    for group in groups:
+        do, given = group.settings(work.device)
+        state = oracle.model.beliefs(group.party)
+        batch = Batch(work, [state], len(group.numbers), group.outcomes, draws=True, do=do, given=given)
+        _write_group(oracle, [group], batch, None, out)
+
+
+def _together(oracle: Oracle, groups: list[_Group]) -> Batch:
+    """One batch of several structures: each variable's mask and states over every group's rows,
+    and per target the rows that ask about it."""
+    device = oracle.work.device
+    size = sum(len(g.numbers) for g in groups)
+    found: tuple[dict[str, tuple[list[int], list[int]]], dict[str, tuple[list[int], list[int]]]] = ({}, {})
+    asks: dict[str, list[int]] = {}
+    start = 0
+    for g in groups:
+        count = len(g.numbers)
+        rows = range(start, start + count)
+        k = len(g.do)
+        for kept, names, columns in ((found[0], g.do, g.columns[:k]), (found[1], g.given, g.columns[k:])):
+            for v, column in zip(names, columns):
+                where, index = kept.setdefault(v, ([], []))
+                where.extend(rows)
+                index.extend(column)
+        for t in g.outcomes:
+            asks.setdefault(t, []).extend(rows)
+        start += count
+
+    def settings(kept: dict[str, tuple[list[int], list[int]]]) -> dict:
+        out = {}
+        for v, (where, index) in kept.items():
+            mask = torch.zeros(size, dtype=torch.bool, device=device)
+            at = torch.zeros(size, dtype=torch.long, device=device)
+            rows = torch.tensor(where, dtype=torch.long, device=device)
+            mask[rows] = True
+            at[rows] = torch.tensor(index, dtype=torch.long, device=device)
+            out[v] = (mask, at)
+        return out
+
+    states = [oracle.model.beliefs(g.party) for g in groups]
+    if len({id(s) for s in states}) == 1:
+        beliefs = states[:1]
+    else:
+        beliefs = [s for s, g in zip(states, groups) for _ in g.numbers]
+    batch = Batch(oracle.work, beliefs, size, list(asks), draws=True, one_structure=False,
+                  do=settings(found[0]), given=settings(found[1]))
+    batch.__dict__["asks"] = {t: torch.tensor(rows, dtype=torch.long, device=device) for t, rows in asks.items()}
+    return batch
+
+
+def _write_group(oracle: Oracle, groups: list[_Group], batch: Batch, engine: Engine | None, out: dict[int, str]) -> None:
+    """One batch's answers, line by line, into ``out`` (an error for the whole batch on each of
+    its lines; impossible evidence on its own line).  Each line is the JSON ``ask_many`` writes,
+    put together from pieces written once: the names and states of the group, and each
+    target's numbers written for all rows at once."""
+    numbers = [n for g in groups for n in g.numbers]
+    try:
+        posterior = oracle.router.answer(batch, engine)
+    except QueryError as err:  # the whole batch (a decision left unset, a query too large)
+        for n in numbers:
+            out[n] = _write(error_line(n, str(err)))
+        return
+    impossible = set() if posterior.impossible is None else set(posterior.impossible.nonzero().flatten().tolist())
+    rows = _rows(batch, posterior)
+    net = oracle.model.network
+    head = {t: '%s: {"states": %s, "p": ' % (_write(t), _write(list(net.states[t]))) for t in rows}
+    tail = ', "method": %s, "device": %s, "outcomes": {' % (_write(posterior.method), _write(oracle.device.type))
+    b = 0
+    for g in groups:
+        k = len(g.do)
+        pairs = [[f"{_write(v)}: {_write(s)}" for s in net.states[v]] for v in (*g.do, *g.given)]
+        rest = '}, "outcomes": %s, "as": %s}' % (_write(list(g.outcomes)), _write(g.party)) + tail
+        for j, n in enumerate(g.numbers):
+            if b in impossible:
+                out[n] = _write(error_line(n, str(_impossible())))
+                b += 1
+                continue
+            shown = [states[c[j]] for states, c in zip(pairs, g.columns)]
+            answers = []
+            for t in g.outcomes:
+                mean, interval, stderr = rows[t][b]
+                answers.append(f'{head[t]}{mean}, "interval": {interval}' + ("}" if stderr is None else f', "stderr": {stderr}}}'))
+            out[n] = '{"query": {"do": {%s}, "given": {%s%s%s}}' % (", ".join(shown[:k]), ", ".join(shown[k:]), rest, ", ".join(answers))
+            b += 1
+
+
+def _rows(batch: Batch, posterior: Posterior) -> dict[str, dict[int, tuple[str, str, str | None]]]:
+    """Per target, per batch row asking about it: the JSON text of the mean, of the 90% interval
+    and of the standard errors (sampled), from one quantile call and one writer call per target
+    (``ask_many``'s numbers: the same quantiles of the same draws)."""
+    out: dict[str, dict[int, tuple[str, str, str | None]]] = {}
+    for t, p in posterior.p.items():
+        asking = range(batch.size) if batch.one_structure else batch.asks[t].tolist()
+        p = p.cpu()
+        means = _split(p[0].tolist(), 2)
+        if p.shape[0] == 1:  # the mean alone (certain numbers): a point interval
+            intervals = ["[" + ", ".join(f"[{x}, {x}]" for x in row[1:-1].split(", ")) + "]" for row in means]
+        else:
+            drawn = p[1:]
+            level = torch.tensor(INTERVAL, dtype=drawn.dtype)
+            per = max(1, _QUANTILE_CELLS // (drawn.shape[0] * drawn.shape[2]))
+            bounds = torch.cat([torch.nanquantile(drawn[:, k : k + per], level, dim=0) for k in range(0, drawn.shape[1], per)], dim=1)
+            bounds = torch.where(bounds.isnan(), torch.tensor([0.0, 1.0], dtype=bounds.dtype).reshape(2, 1, 1), bounds)
+            intervals = _split(bounds.permute(1, 2, 0).tolist(), 3)
+        errors = None if posterior.stderr is None or t not in posterior.stderr else _split(posterior.stderr[t].cpu().tolist(), 2)
+        out[t] = {b: (means[k], intervals[k], None if errors is None else errors[k]) for k, b in enumerate(asking)}
+    return out
+
+
+def _split(rows: list, depth: int) -> list[str]:
+    """The JSON text of each row of a list of rows of numbers (``depth`` 2: ``[[x, ...], ...]``;
+    3: ``[[[x, y], ...], ...]``), from one writer call: numbers hold no brackets or commas, so
+    the rows part where one closes and the next opens."""
+    if not rows:
+        return []
+    text = json.dumps(rows)  # NaN only in the rows of impossible evidence, which are not written
+    inner, joint = text[depth : len(text) - depth], "]" * (depth - 1) + ", " + "[" * (depth - 1)
+    return ["[" * (depth - 1) + part + "]" * (depth - 1) for part in inner.split(joint)]
+
+
+def _impossible() -> QueryError:
+    from crux.oracle.exact import ImpossibleEvidence
+
+    return ImpossibleEvidence(0)
