@@ -8,15 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import event, given, settings
-from hypothesis import strategies as st
-
 from crux.oracle import junction
 from crux.oracle.junction import JunctionTree, elimination_cliques
 from crux.oracle.oracle import Oracle
 from crux.oracle.query import Query, QueryError
 from tests.oracle.test_networks import random_queries
-from tests.oracle.test_properties import PARTIES, SLOW_DATA, close, queries, scenarios, traced, valid
+from tests.oracle.test_properties import PARTIES, close, traced, valid
 from crux.worldmodel import reference
 from crux.worldmodel.load import load_scenario
 from crux.worldmodel.model import Model, load_model
@@ -76,38 +73,6 @@ def test_a_clique_too_large_gives_up():
     assert elimination_cliques(net, net.order, max_cells=0) is None
     assert not JunctionTree(net, max_cells=10).fits
     assert JunctionTree(net).fits
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=SLOW_DATA)
-@given(raw=scenarios(), data=st.data())
-def test_mixed_batches_equal_the_reference(raw, data):
-    """Random scenarios (soft evidence, counts, per-party priors), a batch of queries of mixed
-    structure and mixed parties answered in one tree pass, every clique materialised or every
-    clique contracted: each equals the enumerator."""
-    scenario = valid(raw)
-    batch = data.draw(st.lists(queries(scenario), min_size=2, max_size=8), label="queries")
-    oracle = Oracle(Model.from_scenario(scenario), device="cpu", samples=2)
-    contract = data.draw(st.sampled_from(["none", "all"]), label="contract")  # "auto": none as small as these
-    oracle.router.engine("tree").kernel = JunctionTree(oracle.model.network, contract=contract)
-    expected, possible = [], []
-    for q in batch:
-        party = q.as_
-        outcomes = q.outcomes or list(scenario.world.outcomes)
-        try:
-            expected.append(reference.ask(scenario, party, q.do, q.given, outcomes))
-        except ZeroDivisionError:
-            continue
-        possible.append(q)
-    event(f"{len({(tuple(q.do), tuple(q.given), tuple(q.outcomes)) for q in possible})} structures")
-    got = oracle.posterior_means(possible)
-    for q, want, answer in zip(possible, expected, got):
-        for var, p in want.items():
-            assert close(answer[var].tolist(), p, 1e-9), (q, var)
-    for q in batch:  # evidence the enumerator cannot divide by is refused in a batch too
-        if q not in possible:
-            event("evidence the enumerator refuses")
-            with pytest.raises(QueryError, match="probability 0"):
-                oracle.posterior_means([*possible, q])
 
 
 def _chain(count: float, roots: str = "A") -> dict:
