@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
-from pyro.distributions import Normal as NormalLaw
 
 from crux.oracle.engine import Batch, Posterior, per_call
 from crux.oracle.exact import ImpossibleEvidence
@@ -134,7 +133,9 @@ class Sampler:
                     mean = mean + shift[values[parent]]
                 if var in c.seen_values:
                     values[var] = per_query(c.seen_values[var])
-                    log_weight = log_weight + NormalLaw(mean, float(law.scale)).log_prob(values[var])
+                    from pyro.distributions import Normal  # Pyro on first use: most queries never need it
+
+                    log_weight = log_weight + Normal(mean, float(law.scale)).log_prob(values[var])
                 else:
                     noise = torch.randn(shape, generator=generator, device=device, dtype=dtype)
                     values[var] = mean + float(law.scale) * noise

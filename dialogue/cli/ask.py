@@ -12,7 +12,6 @@ import typer
 from crux.dialogue.cli.options import (
     AnyModelArg, AsOpt, DeviceOpt, Float32Opt, JsonOpt, MaxMemoryOpt, MethodOpt, ParticlesOpt, SamplesOpt, SeedOpt, make_oracle,
 )
-from crux.dialogue.cli.render import print_answer
 from crux.oracle.query import Query, QueryError, assignments, parse_assignment, parse_question
 from crux.worldmodel.errors import CruxError
 from crux.worldmodel.files import read_text
@@ -83,6 +82,8 @@ def ask(
     if as_json:
         typer.echo(finite_json(answer.to_json()))
     else:
+        from crux.dialogue.cli.render import print_answer  # rich's tables only for people
+
         print_answer(answer)
 
 
