@@ -299,13 +299,16 @@ def _write_group(oracle: Oracle, groups: list[_Group], batch: Batch, engine: Eng
 def _rows(batch: Batch, posterior: Posterior) -> dict[str, dict[int, tuple[str, str, str | None]]]:
     """Per target, per batch row asking about it: the JSON text of the mean, of the 90% interval
     and of the standard errors (sampled), from one quantile call and one writer call per target
-    (``ask_many``'s numbers: the same quantiles of the same draws)."""
+    (``ask_many``'s numbers: the same quantiles of the same draws).  Rows alike (the same query
+    asked again) are written once."""
     out: dict[str, dict[int, tuple[str, str, str | None]]] = {}
     for t, p in posterior.p.items():
         asking = range(batch.size) if batch.one_structure else batch.asks[t].tolist()
         p = p.cpu()
-        means = _split(p[0].tolist(), 2)
+        card = p.shape[-1]
         if p.shape[0] == 1:  # the mean alone (certain numbers): a point interval
+            rows, inverse = _distinct(p[0])
+            means = _split(rows.tolist(), 2)
             intervals = ["[" + ", ".join(f"[{x}, {x}]" for x in row[1:-1].split(", ")) + "]" for row in means]
         else:
             drawn = p[1:]
@@ -313,10 +316,23 @@ def _rows(batch: Batch, posterior: Posterior) -> dict[str, dict[int, tuple[str, 
             per = max(1, _QUANTILE_CELLS // (drawn.shape[0] * drawn.shape[2]))
             bounds = torch.cat([torch.nanquantile(drawn[:, k : k + per], level, dim=0) for k in range(0, drawn.shape[1], per)], dim=1)
             bounds = torch.where(bounds.isnan(), torch.tensor([0.0, 1.0], dtype=bounds.dtype).reshape(2, 1, 1), bounds)
-            intervals = _split(bounds.permute(1, 2, 0).tolist(), 3)
+            rows, inverse = _distinct(torch.cat([p[0], bounds.permute(1, 2, 0).reshape(-1, 2 * card)], dim=1))
+            means = _split(rows[:, :card].tolist(), 2)
+            intervals = _split(rows[:, card:].reshape(-1, card, 2).tolist(), 3)
         errors = None if posterior.stderr is None or t not in posterior.stderr else _split(posterior.stderr[t].cpu().tolist(), 2)
-        out[t] = {b: (means[k], intervals[k], None if errors is None else errors[k]) for k, b in enumerate(asking)}
+        out[t] = {
+            b: (means[inverse[k]], intervals[inverse[k]], None if errors is None else errors[k]) for k, b in enumerate(asking)
+        }
     return out
+
+
+def _distinct(rows: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+    """The distinct rows (NaN rows kept apart: they are never written) and each row's index
+    among them."""
+    if rows.shape[0] < 64 or bool(rows.isnan().any()):
+        return rows, list(range(rows.shape[0]))
+    found, inverse = torch.unique(rows, dim=0, return_inverse=True)
+    return found, inverse.tolist()
 
 
 def _split(rows: list, depth: int) -> list[str]:
