@@ -22,7 +22,7 @@ import torch
 from pydantic import ValidationError
 
 from crux.oracle.engine import Batch, Engine, Posterior
-from crux.oracle.oracle import INTERVAL, Oracle, _QUANTILE_CELLS
+from crux.oracle.oracle import Oracle, interval_bounds
 from crux.oracle.query import Query, QueryError, Resolved, variable_name
 from crux.oracle.validate import checked
 from crux.worldmodel.jsontext import loads as strict_json
@@ -311,11 +311,7 @@ def _rows(batch: Batch, posterior: Posterior) -> dict[str, dict[int, tuple[str, 
             means = _split(rows.tolist(), 2)
             intervals = ["[" + ", ".join(f"[{x}, {x}]" for x in row[1:-1].split(", ")) + "]" for row in means]
         else:
-            drawn = p[1:]
-            level = torch.tensor(INTERVAL, dtype=drawn.dtype)
-            per = max(1, _QUANTILE_CELLS // (drawn.shape[0] * drawn.shape[2]))
-            bounds = torch.cat([torch.nanquantile(drawn[:, k : k + per], level, dim=0) for k in range(0, drawn.shape[1], per)], dim=1)
-            bounds = torch.where(bounds.isnan(), torch.tensor([0.0, 1.0], dtype=bounds.dtype).reshape(2, 1, 1), bounds)
+            bounds = interval_bounds(p[1:])
             rows, inverse = _distinct(torch.cat([p[0], bounds.permute(1, 2, 0).reshape(-1, 2 * card)], dim=1))
             means = _split(rows[:, :card].tolist(), 2)
             intervals = _split(rows[:, card:].reshape(-1, card, 2).tolist(), 3)

@@ -334,18 +334,21 @@ def _intervals(posts: list[tuple[torch.Tensor, Hashable]]) -> dict[Hashable, lis
         if shape[0] == 1:  # the mean alone (certain numbers): a point interval
             bounds = drawn.expand(2, -1, -1)
         else:
-            drawn = drawn[1:]
-            level = torch.tensor(INTERVAL, dtype=drawn.dtype, device=drawn.device)
-            per = max(1, _QUANTILE_CELLS // (drawn.shape[0] * drawn.shape[2]))  # nanquantile's input limit
-            bounds = torch.cat(
-                [torch.nanquantile(drawn[:, k : k + per], level, dim=0) for k in range(0, len(members), per)], dim=1
-            )
-        # No draw can condition on the evidence (it has probability 0 under each of them, e.g.
-        # after counts of 1e-65): the draws say nothing, so the interval is all of [0, 1].
-        bounds = torch.where(bounds.isnan(), torch.tensor([0.0, 1.0], dtype=bounds.dtype).reshape(2, 1, 1), bounds)
+            bounds = interval_bounds(drawn[1:])
         for j, rows in zip(members, bounds.permute(1, 2, 0).tolist()):
             out[posts[j][1]] = rows
     return out
+
+
+def interval_bounds(drawn: torch.Tensor) -> torch.Tensor:
+    """The 90% interval ``(2, n, card)`` of parameter draws ``(S, n, card)``, one quantile call
+    per slice that ``torch.nanquantile`` takes.  Draws that cannot condition on the evidence are
+    NaN and left out; where no draw can (the evidence has probability 0 under each of them, e.g.
+    after counts of 1e-65) the draws say nothing, and the interval is all of [0, 1]."""
+    level = torch.tensor(INTERVAL, dtype=drawn.dtype, device=drawn.device)
+    per = max(1, _QUANTILE_CELLS // (drawn.shape[0] * drawn.shape[2]))  # nanquantile's input limit
+    bounds = torch.cat([torch.nanquantile(drawn[:, k : k + per], level, dim=0) for k in range(0, drawn.shape[1], per)], dim=1)
+    return torch.where(bounds.isnan(), torch.tensor([0.0, 1.0], dtype=bounds.dtype).reshape(2, 1, 1), bounds)
 
 
 _QUANTILE_CELLS = 1 << 23
