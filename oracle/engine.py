@@ -71,6 +71,7 @@ class Batch:
         one_structure: bool = True,
         do: dict[str, Setting] | None = None,
         given: dict[str, Setting] | None = None,
+        asks: dict[str, torch.Tensor] | None = None,
     ):
         self.work, self.states, self.size, self.targets = work, states, size, tuple(targets)
         self.draws = draws
@@ -82,6 +83,8 @@ class Batch:
             self.__dict__["do"] = do
         if given is not None:
             self.__dict__["given"] = given
+        if asks is not None:
+            self.__dict__["asks"] = asks
 
     @classmethod
     def of(cls, work: Workspace, members: Sequence[Resolved], states: Sequence[BeliefState], draws: bool = False) -> Batch:
@@ -228,13 +231,12 @@ class Batch:
         if not self.one_structure:  # made from settings: each sliced, and the rows asking renumbered
             asks = {t: rows[(rows >= start) & (rows < stop)] - start for t, rows in self.asks.items()}
             asks = {t: rows for t, rows in asks.items() if len(rows)}
-            out = Batch(
+            return Batch(
                 self.work, states, stop - start, list(asks), draws=self.draws, one_structure=False,
                 do={v: (m[part], i[part]) for v, (m, i) in self.do.items()},  # type: ignore[index]
                 given={v: (m[part], i[part]) for v, (m, i) in self.given.items()},  # type: ignore[index]
+                asks=asks,
             )
-            out.__dict__["asks"] = asks
-            return out
         out = Batch(self.work, states, stop - start, self.targets, draws=self.draws, members=members)
         for name in ("do", "given", "set_values", "seen_values"):
             if name in self.__dict__ or self.members is None:
@@ -312,10 +314,16 @@ def _settings(members: Sequence[Resolved], pairs_of: str, device: torch.device) 
             rows, index = found.setdefault(v, ([], []))
             rows.append(b)
             index.append(int(i))
+    return masked(found, len(members), device)
+
+
+def masked(found: dict[str, tuple[list[int], list[int]]], size: int, device: torch.device) -> dict[str, Setting]:
+    """Settings of a batch of several structures from ``{variable: (rows, states)}``: the rows
+    that set (see) each variable, and the state each of them sets (sees)."""
     out: dict[str, Setting] = {}
     for v, (rows, index) in found.items():
-        mask = torch.zeros(len(members), dtype=torch.bool, device=device)
-        at = torch.zeros(len(members), dtype=torch.long, device=device)
+        mask = torch.zeros(size, dtype=torch.bool, device=device)
+        at = torch.zeros(size, dtype=torch.long, device=device)
         where = torch.tensor(rows, dtype=torch.long, device=device)
         mask[where] = True
         at[where] = torch.tensor(index, dtype=torch.long, device=device)

@@ -21,7 +21,8 @@ from typing import Any
 import torch
 from pydantic import ValidationError
 
-from crux.oracle.engine import Batch, Engine, Posterior
+from crux.oracle.engine import Batch, Engine, Posterior, masked
+from crux.oracle.exact import ImpossibleEvidence
 from crux.oracle.oracle import Oracle, interval_bounds
 from crux.oracle.query import Query, QueryError, Resolved, variable_name
 from crux.oracle.validate import checked
@@ -49,10 +50,11 @@ def error_line(n: int, message: str, problems: Sequence[dict] = ()) -> dict:
 class _Group:
     """The lines of one structure (whose beliefs, what they set, see and ask), as columns."""
 
-    def __init__(self, party: str, do: list[str], given: list[str], outcomes: tuple[str, ...]):
-        self.party, self.do, self.given, self.outcomes = party, do, given, outcomes
+    def __init__(self, structure: Resolved):
+        self.party, self.outcomes = structure.party, structure.outcomes
+        self.do, self.given = [v for v, _ in structure.do], [v for v, _ in structure.given]
         self.numbers: list[int] = []
-        self.columns: list[list[int]] = [[] for _ in range(len(do) + len(given))]
+        self.columns: list[list[int]] = [[] for _ in range(len(self.do) + len(self.given))]
 
     def add(self, n: int, states: Sequence[int]) -> None:
         self.numbers.append(n)
@@ -90,10 +92,7 @@ def answer_lines(oracle: Oracle, lines: Sequence[str]) -> tuple[list[str], int]:
             slow.extend((n, lines[n - 1]) for n, _ in members)
             continue
         template, index = found
-        structure = (template.party, tuple(v for v, _ in template.do), tuple(v for v, _ in template.given), template.outcomes)
-        group = groups.get(structure)
-        if group is None:
-            group = groups[structure] = _Group(template.party, [v for v, _ in template.do], [v for v, _ in template.given], template.outcomes)
+        group = _group_of(groups, template)
         for n, data in members:
             try:
                 states = [lookup.get(value) for lookup, value in zip(index, (*data.get("do", _EMPTY).values(), *data.get("given", _EMPTY).values()))]
@@ -111,10 +110,7 @@ def answer_lines(oracle: Oracle, lines: Sequence[str]) -> tuple[list[str], int]:
         elif continuous or any(isinstance(i, float) for _, i in (*found.do, *found.given)):
             general.append((n, found))
         else:
-            group = groups.get(found.structure)
-            if group is None:
-                group = groups[found.structure] = _Group(found.party, [v for v, _ in found.do], [v for v, _ in found.given], found.outcomes)
-            group.add(n, [int(i) for _, i in (*found.do, *found.given)])
+            _group_of(groups, found).add(n, [int(i) for _, i in (*found.do, *found.given)])
     for n, r in general:  # continuous values: query by query, as ask_many answers them
         try:
             out[n] = _write(oracle.ask(r).to_json())
@@ -123,6 +119,14 @@ def answer_lines(oracle: Oracle, lines: Sequence[str]) -> tuple[list[str], int]:
     _answer(oracle, [g for g in groups.values() if g.numbers], out)
     failed = sum(1 for text in out.values() if text.startswith('{"line"'))
     return [out[n] for n in sorted(out)], failed
+
+
+def _group_of(groups: dict[tuple, _Group], resolved: Resolved) -> _Group:
+    """The group of ``resolved``'s structure, made on first use."""
+    group = groups.get(resolved.structure)
+    if group is None:
+        group = groups[resolved.structure] = _Group(resolved)
+    return group
 
 
 def _shape(line: str) -> tuple[tuple, dict] | None:
@@ -238,26 +242,16 @@ def _together(oracle: Oracle, groups: list[_Group]) -> Batch:
             asks.setdefault(t, []).extend(rows)
         start += count
 
-    def settings(kept: dict[str, tuple[list[int], list[int]]]) -> dict:
-        out = {}
-        for v, (where, index) in kept.items():
-            mask = torch.zeros(size, dtype=torch.bool, device=device)
-            at = torch.zeros(size, dtype=torch.long, device=device)
-            rows = torch.tensor(where, dtype=torch.long, device=device)
-            mask[rows] = True
-            at[rows] = torch.tensor(index, dtype=torch.long, device=device)
-            out[v] = (mask, at)
-        return out
-
     states = [oracle.model.beliefs(g.party) for g in groups]
     if len({id(s) for s in states}) == 1:
         beliefs = states[:1]
     else:
         beliefs = [s for s, g in zip(states, groups) for _ in g.numbers]
-    batch = Batch(oracle.work, beliefs, size, list(asks), draws=True, one_structure=False,
-                  do=settings(found[0]), given=settings(found[1]))
-    batch.__dict__["asks"] = {t: torch.tensor(rows, dtype=torch.long, device=device) for t, rows in asks.items()}
-    return batch
+    return Batch(
+        oracle.work, beliefs, size, list(asks), draws=True, one_structure=False,
+        do=masked(found[0], size, device), given=masked(found[1], size, device),
+        asks={t: torch.tensor(rows, dtype=torch.long, device=device) for t, rows in asks.items()},
+    )
 
 
 def _write_group(oracle: Oracle, groups: list[_Group], batch: Batch, engine: Engine | None, out: dict[int, str]) -> None:
@@ -284,7 +278,7 @@ def _write_group(oracle: Oracle, groups: list[_Group], batch: Batch, engine: Eng
         rest = '}, "outcomes": %s, "as": %s}' % (_write(list(g.outcomes)), _write(g.party)) + tail
         for j, n in enumerate(g.numbers):
             if b in impossible:
-                out[n] = _write(error_line(n, str(_impossible())))
+                out[n] = _write(error_line(n, str(ImpossibleEvidence(b))))
                 b += 1
                 continue
             shown = [states[c[j]] for states, c in zip(pairs, g.columns)]
@@ -340,9 +334,3 @@ def _split(rows: list, depth: int) -> list[str]:
     text = json.dumps(rows)  # NaN only in the rows of impossible evidence, which are not written
     inner, joint = text[depth : len(text) - depth], "]" * (depth - 1) + ", " + "[" * (depth - 1)
     return ["[" * (depth - 1) + part + "]" * (depth - 1) for part in inner.split(joint)]
-
-
-def _impossible() -> QueryError:
-    from crux.oracle.exact import ImpossibleEvidence
-
-    return ImpossibleEvidence(0)
