@@ -46,14 +46,12 @@ class Router:
         if engine is not None:
             return self._answer(engine, batch)
         _decided(batch)
-        if not batch.one_structure or not batch.work.network.continuous:  # one kind of target
-            engine = self.route(batch)
-            if engine is None:
-                raise QueryError(f"no engine of method {self.method} holds this batch")
-            return self._answer(engine, batch)
         kinds: dict[str, list[str]] = {}
-        for t in batch.targets:
-            kinds.setdefault(batch.kind(t), []).append(t)
+        if batch.one_structure and batch.work.network.continuous:
+            for t in batch.targets:
+                kinds.setdefault(batch.kind(t), []).append(t)
+        else:  # a discrete network, or a tree pass: one kind of target
+            kinds[""] = list(batch.targets)
         parts = []
         for targets in kinds.values():
             part = batch.with_targets(targets)
