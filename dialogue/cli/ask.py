@@ -11,8 +11,9 @@ import typer
 
 from crux.dialogue.cli.options import (
     AnyModelArg, AsOpt, DeviceOpt, Float32Opt, JsonOpt, MaxMemoryOpt, MethodOpt, ParticlesOpt, SamplesOpt, SeedOpt, make_oracle,
+    party,
 )
-from crux.oracle.query import Query, QueryError, assignments, parse_assignment, parse_question
+from crux.oracle.query import Query, assignments, parse_assignment, parse_question
 from crux.worldmodel.errors import CruxError
 from crux.worldmodel.files import read_text
 from crux.worldmodel.model import check_model_format, load_model
@@ -75,8 +76,7 @@ def ask(
     asked_do, asked_given = parse_question(question) if question else ({}, {})
     query_do = assignments([*asked_do.items(), *(parse_assignment(d, "--do") for d in do)], "do")
     query_given = assignments([*asked_given.items(), *(parse_assignment(g, "--given") for g in given)], "given")
-    if as_ is not None and as_ not in loaded.parties:
-        raise QueryError(f"--as {as_!r}: this model answers as {', '.join(loaded.parties)}")
+    as_ = party(loaded, as_, loaded.default_party)
     query = Query(do=query_do, given=query_given, outcomes=outcome, as_=as_)
     answer = oracle.ask(query)
     if as_json:
