@@ -133,11 +133,9 @@ def elicit(
     as_ = party(loaded, as_, "human")
     elicitor = Elicitor(make_oracle(loaded, device=device), loaded.beliefs(as_), seed=seed)  # type: ignore[arg-type]
     asked: list[dict] = []
-    stopped = "settled"
     while True:
-        best, why = elicitor.next_question(len(asked), max_questions)  # the library's stop rule
+        best, stopped = elicitor.next_question(len(asked), max_questions)  # the library's stop rule
         if best is None:
-            stopped = why or "settled"
             break
         question = best[0]
         reply = typer.prompt(f"{question.text()}\n  1) {question.first}\n  2) {question.second}\n", err=as_json).strip().lower()
