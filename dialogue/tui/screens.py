@@ -28,6 +28,7 @@ R = TypeVar("R")
 
 KEYS = """\
 [b]Keys in the session[/b] (the footer shows the ones that work now)
+  p      state your position: the action you prefer (first of all)
   a      accept the fact on offer
   r      reject it
   d      discount it: accept it at the reliability you trust
@@ -35,8 +36,8 @@ KEYS = """\
   o      state a new observation (variable=state, reliability, source)
   e      edit the highlighted value (Values tab; enter does the same)
   u      undo your last response, share, observation, edit or answer
-  v      answer the value question (1 or 2; 3 stops asking), or withdraw
-         one of answers that cannot all hold
+  v      answer the value question (1 or 2; 3 stops asking),
+         or withdraw one of answers that cannot all hold
   D      decide, once the exchange is over (after: the summary)
   1-4    switch tabs: situation, dialogue, beliefs, values
   ctrl+p the command palette: any command by name ("dec": decide)
