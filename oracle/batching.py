@@ -2,7 +2,8 @@
 
 Each request is a list of queries under a key (model, samples, seed); the requests waiting
 within a window, up to a number of queries, leave together, and each key's requests are
-answered by one :meth:`~oracle.oracle.Oracle.ask_many` call, off the event loop.  If that call
+answered by one :func:`~oracle.lines.answer_rows` call (the JSON text of each answer, as
+:meth:`~oracle.oracle.Oracle.ask_many` would write it), off the event loop.  If that call
 raises, each half is answered on its own (and so on down), so one bad request fails only itself.
 """
 
@@ -17,8 +18,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from crux.oracle.lines import Row, answer_rows
 from crux.oracle.oracle import Oracle
-from crux.oracle.query import Query, Resolved
+from crux.oracle.query import Query
 from crux.oracle.validate import Loc
 
 log = logging.getLogger("crux.server")
@@ -28,6 +30,11 @@ def _unchanged(err: Exception, loc: Loc) -> BaseException:
     return err
 
 
+def answer_queries(oracle: Oracle, queries: list[Query | Row]) -> list[str]:
+    """The JSON text of each query's answer (a query not yet resolved is checked here)."""
+    return answer_rows(oracle, [oracle.resolve(q) if isinstance(q, Query) else q for q in queries])
+
+
 Key = tuple[str, int, int]
 """(model name, samples, seed): queries with the same key can share an oracle call."""
 
@@ -35,7 +42,7 @@ Key = tuple[str, int, int]
 @dataclass
 class _Job:
     key: Key
-    queries: list[Query | Resolved]
+    queries: list[Query | Row]
     future: asyncio.Future
     loc: Loc
     arrived: float
@@ -77,8 +84,10 @@ class Batcher:
         window_s: float,
         max_batch: int,
         failed: Callable[[Exception, Loc], BaseException] = _unchanged,
+        answer: Callable[[Oracle, list[Query | Row]], list[str]] = answer_queries,
     ):
         self._oracle_for = oracle_for
+        self._answer_with = answer
         self._failed = failed
         """What a request gets when its queries raise ``err`` (``loc``: where the request put
         them): the server turns a user's error into a 422 there; by default the error itself."""
@@ -89,9 +98,9 @@ class Batcher:
         self._lane: _Lane | None = None
         self._lock = threading.Lock()
 
-    async def submit(self, key: Key, queries: list[Query | Resolved], loc: Loc = ("body",)) -> list[dict]:
-        """Answers (JSON of ``crux ask --json``) to these queries, in order; raises what
-        ``failed`` makes of the error if they cannot be answered."""
+    async def submit(self, key: Key, queries: list[Query | Row], loc: Loc = ("body",)) -> list[str]:
+        """Answers (the JSON text of ``crux ask --json``) to these queries, in order; raises
+        what ``failed`` makes of the error if they cannot be answered."""
         lane = self._running_lane()
         job = _Job(key, queries, lane.loop.create_future(), loc, lane.loop.time())
         lane.pending.append(job)
@@ -162,7 +171,7 @@ class Batcher:
                     else:
                         job.future.set_result(result)
 
-    def _compute(self, jobs: list[_Job]) -> list[list[dict] | BaseException]:
+    def _compute(self, jobs: list[_Job]) -> list[list[str] | BaseException]:
         """On the worker thread: the answers of jobs of one key (model, samples, seed)."""
         try:
             oracle = self._oracle_for(jobs[0].key)
@@ -170,7 +179,7 @@ class Batcher:
             return [self._failed(err, job.loc) for job in jobs]
         return self._answer(oracle, jobs)
 
-    def _answer(self, oracle: Oracle, jobs: list[_Job]) -> list[list[dict] | BaseException]:
+    def _answer(self, oracle: Oracle, jobs: list[_Job]) -> list[list[str] | BaseException]:
         """The jobs' answers from one call; if it raises, each half is answered on its own (and
         so on down), so a bad request fails only itself, at a cost of a few calls per bad one."""
         try:
@@ -186,12 +195,12 @@ class Batcher:
             start += len(job.queries)
         return out
 
-    def _ask(self, oracle: Oracle, queries: list[Query | Resolved]) -> list[dict]:
+    def _ask(self, oracle: Oracle, queries: list[Query | Row]) -> list[str]:
         stats = self.stats
         stats.calls += 1
         start = time.perf_counter()
         try:
-            return [a.to_json() for a in oracle.ask_many(queries)]
+            return self._answer_with(oracle, queries)
         finally:
             stats.seconds += time.perf_counter() - start
             stats.queries += len(queries)

@@ -163,32 +163,24 @@ async def test_oracles_for_other_seeds_are_kept_few():
     app.state.batcher.close()
 
 
-class _Answer:
-    def __init__(self, key):
-        self.key = key
-
-    def to_json(self) -> dict:
-        return {"key": list(self.key)}
-
-
 class _Timed:
     """An oracle that takes ``samples`` microseconds per query."""
 
     def __init__(self, key):
         self.key = key
 
-    def ask_many(self, queries):
+    def answer(self, queries) -> list[str]:
         time.sleep(self.key[1] * len(queries) / 1e6)
-        return [_Answer(self.key) for _ in queries]
+        return [json.dumps({"key": list(self.key)}) for _ in queries]
 
 
 async def test_cheap_requests_are_not_held_by_a_costly_one_gathered_with_them():
-    batcher = Batcher(_Timed, window_s=0.05, max_batch=256)
+    batcher = Batcher(_Timed, window_s=0.05, max_batch=256, answer=lambda oracle, queries: oracle.answer(queries))
     costly = asyncio.ensure_future(batcher.submit(("m", 100_000, 7), [Query()] * 5))  # 0.5 s, arrives first
     await asyncio.sleep(0)
     cheap = asyncio.ensure_future(batcher.submit(("m", 1000, 0), [Query()]))
     done, _ = await asyncio.wait([costly, cheap], return_when=asyncio.FIRST_COMPLETED)
-    assert done == {cheap} and (await cheap) == [{"key": ["m", 1000, 0]}]
+    assert done == {cheap} and [json.loads(a) for a in await cheap] == [{"key": ["m", 1000, 0]}]
     assert len(await costly) == 5
     batcher.close()
 
