@@ -332,6 +332,151 @@ async def bench(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+# -- one large /ask/batch ---------------------------------------------------------------------------
+
+
+def batch_queries(count: int, structures: int, seed: int = 0) -> list[dict]:
+    """``count`` alarm queries, do + evidence, of ``structures`` structures (1: all alike but their
+    states), states drawn at random."""
+    import random
+
+    rng = random.Random(seed)
+    two = ("TRUE", "FALSE")
+    evidence = ["LVFAILURE", "ANAPHYLAXIS", "INSUFFANESTH", "PULMEMBOLUS", "INTUBATION", "KINKEDTUBE", "DISCONNECT"]
+    kinds = [("HYPOVOLEMIA", ("LVFAILURE", "ANAPHYLAXIS", "INSUFFANESTH", "PULMEMBOLUS", "INTUBATION"), ("BP", "HR", "CO"))]
+    while len(kinds) < structures:
+        kinds.append((rng.choice(["HYPOVOLEMIA", "ERRLOWOUTPUT", "ERRCAUTER"]), tuple(rng.sample(evidence, 2)),
+                      tuple(rng.sample(["BP", "HR", "CO", "PRESS", "SAO2", "EXPCO2"], 2))))
+    out = []
+    for i in range(count):
+        did, seen, asked = kinds[i % len(kinds)]
+        states = {"INTUBATION": ("NORMAL", "ESOPHAGEAL", "ONESIDED")}
+        out.append({
+            "do": {did: rng.choice(two)},
+            "given": {v: rng.choice(states.get(v, two)) for v in seen},
+            "outcomes": list(asked),
+        })
+    return out
+
+
+async def batch_bench(args: argparse.Namespace) -> list[dict]:
+    """One ``/models/alarm/ask/batch`` of ``args.batch`` queries, timed ``args.repeats`` times (the
+    median): in process (the request's time inside the server, no sockets), with the fast lane
+    and through the framework's validation (``fast_lane=False``), and on loopback (the whole
+    request, ``crux serve`` in a subprocess); one structure and ``args.structures``."""
+    from crux.oracle.server import create_app, settled
+    from crux.worldmodel.model import load_model
+
+    limits = {"max_queries": args.batch, "max_body_bytes": 64 << 20, "max_draws": args.batch * args.samples}
+    rows = []
+    models = {"squirrel_or_cat": load_model(MODELS[0]), "alarm": load_model(MODELS[1])}
+    for structures in (1, args.structures):
+        body = {"queries": batch_queries(args.batch, structures)}
+        content = _dumps(body)
+        distinct = len({json.dumps(q, sort_keys=True) for q in body["queries"]})
+        answers = {}
+        for lane in (True, False):
+            app = create_app(models, device=args.device, samples=args.samples, fast_lane=lane, **limits)
+            settled()  # as `crux serve` does once it is ready
+            transport = httpx.ASGITransport(app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost", timeout=600) as http:
+                times = []
+                for _ in range(args.repeats + 1):  # the first warms up: tables, paths
+                    start = time.perf_counter()
+                    response = await http.post("/models/alarm/ask/batch", content=content,
+                                               headers={"content-type": "application/json"})
+                    times.append(time.perf_counter() - start)
+                    if response.status_code != 200:
+                        raise RuntimeError(f"/ask/batch answered {response.status_code}: {response.text[:300]}")
+            answers[lane] = response.content
+            app.state.batcher.close()
+            seconds = statistics.median(times[1:])
+            rows.append({"transport": "in-process", "path": "fast lane" if lane else "framework", "structures": structures,
+                         "distinct": distinct, "queries": args.batch, "seconds": seconds, "qps": args.batch / seconds})
+        same_ = answers[True] == answers[False]
+        extra = ("--max-queries", str(args.batch), "--max-body-bytes", str(64 << 20), "--max-draws", str(args.batch * args.samples))
+        async with loopback(args, args.max_batch, args.window_ms, extra) as connect:
+            async with connect(1) as client:
+                times = []
+                for _ in range(args.repeats + 1):
+                    start = time.perf_counter()
+                    status, got = await client.request("POST", "/models/alarm/ask/batch", content)
+                    times.append(time.perf_counter() - start)
+                    if status != 200:
+                        raise RuntimeError(f"/ask/batch answered {status}: {got[:300]!r}")
+        seconds = statistics.median(times[1:])
+        rows.append({"transport": "loopback", "path": "whole request", "structures": structures, "distinct": distinct,
+                     "queries": args.batch,
+                     "seconds": seconds, "qps": args.batch / seconds,
+                     "same": same_ and json.loads(got) == json.loads(answers[True])})
+    return rows
+
+
+async def per_request(args: argparse.Namespace, requests: int = 2000) -> list[dict]:
+    """The server's own work per single ``/models/alarm/ask``, in process: the ASGI app called
+    directly (no sockets, no client), one request at a time, one oracle call each
+    (``max_batch=1``), with the fast lane and through the framework; the oracle's share from
+    ``/health``'s ``oracle_seconds``."""
+    from crux.oracle.server import create_app, settled
+    from crux.worldmodel.model import load_model
+
+    models = {"squirrel_or_cat": load_model(MODELS[0]), "alarm": load_model(MODELS[1])}
+    _, bodies = queries()["alarm"]
+    contents = [_dumps(b) for b in bodies]
+    rows = []
+    for lane in (True, False):
+        app = create_app(models, device=args.device, max_batch=1, batch_window_ms=0, fast_lane=lane)
+        settled()
+        scope = {
+            "type": "http", "method": "POST", "path": "/models/alarm/ask", "raw_path": b"/models/alarm/ask",
+            "query_string": b"", "root_path": "", "scheme": "http", "http_version": "1.1",
+            "headers": [(b"host", b"localhost"), (b"content-type", b"application/json")],
+            "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8765),
+        }
+
+        async def call(content: bytes) -> int:
+            sent: list[dict] = []
+
+            async def receive() -> dict:
+                return {"type": "http.request", "body": content, "more_body": False}
+
+            async def send(message: dict) -> None:
+                sent.append(message)
+
+            await app(dict(scope), receive, send)
+            return sent[0]["status"]
+
+        for content in contents * 4:  # warm up
+            await call(content)
+        oracle_before = app.state.batcher.stats.seconds
+        start = time.perf_counter()
+        for n in range(requests):
+            if await call(contents[n % len(contents)]) != 200:
+                raise RuntimeError("/models/alarm/ask did not answer 200")
+        wall = time.perf_counter() - start
+        oracle = app.state.batcher.stats.seconds - oracle_before
+        app.state.batcher.close()
+        rows.append({"path": "fast lane" if lane else "framework", "us_per_request": wall / requests * 1e6,
+                     "oracle_us": oracle / requests * 1e6, "outside_us": (wall - oracle) / requests * 1e6})
+    return rows
+
+
+def print_batch(rows: list[dict], args: argparse.Namespace) -> None:
+    print(f"device: {args.device} ({os.cpu_count()} CPU cores, torch {torch.__version__})")
+    print(f"one /models/alarm/ask/batch of {args.batch:,} queries, the median of {args.repeats} (after one to warm up)")
+    print(f"{'structures':>10} {'distinct':>8}  {'transport':11} {'path':14} {'seconds':>8} {'queries/s':>10}")
+    for r in rows:
+        same_ = "" if "same" not in r else ("  answers byte-equal across paths" if r["same"] else "  ANSWERS DIFFER")
+        print(f"{r['structures']:10d} {r['distinct']:8,d}  {r['transport']:11} {r['path']:14} {r['seconds']:8.3f} {r['qps']:10,.0f}{same_}")
+
+
+def print_per_request(rows: list[dict]) -> None:
+    print("single /models/alarm/ask in process, one at a time, one oracle call each (max_batch 1):")
+    print(f"{'path':10} {'us/request':>10} {'oracle us':>10} {'outside us':>10}")
+    for r in rows:
+        print(f"{r['path']:10} {r['us_per_request']:10.0f} {r['oracle_us']:10.0f} {r['outside_us']:10.0f}")
+
+
 # -- soak: normal clients beside half-open and slow ones ------------------------------------------------
 
 
@@ -468,6 +613,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--transport", choices=("loopback", "in-process", "both"), default="loopback")
     parser.add_argument("--timeout", type=float, default=900, help="stop (and kill the servers) after this many seconds")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    batching = parser.add_argument_group("one large batch")
+    batching.add_argument("--batch", type=int, default=0, help="time one /ask/batch of this many alarm queries instead")
+    batching.add_argument("--structures", type=int, default=20, help="structures of the mixed batch")
+    batching.add_argument("--repeats", type=int, default=5, help="timed requests per row (the median)")
     soaking = parser.add_argument_group("soak")
     soaking.add_argument("--soak", type=float, default=0, help="soak for this many seconds instead (see above)")
     soaking.add_argument("--half-open", type=int, default=50, help="clients that send part of a request and stall")
@@ -476,6 +625,18 @@ def main(argv: list[str] | None = None) -> None:
     soaking.add_argument("--timeout-read", type=float, default=0, help="the server's --timeout-read (0: its default)")
     args = parser.parse_args(argv)
 
+    if args.batch:
+        try:
+            rows = asyncio.run(asyncio.wait_for(batch_bench(args), args.timeout))
+            single = asyncio.run(asyncio.wait_for(per_request(args), args.timeout))
+        except TimeoutError:
+            sys.exit(f"bench.serve: stopped after --timeout {args.timeout:g} s")
+        if args.json:
+            print(json.dumps({"batch": rows, "per_request": single}, indent=2))
+        else:
+            print_batch(rows, args)
+            print_per_request(single)
+        return
     if args.soak:
         if "--clients" not in (argv if argv is not None else sys.argv[1:]):
             args.clients = 50
