@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from crux.oracle.engine import Batch, Engine, Posterior, masked
 from crux.oracle.exact import ImpossibleEvidence
-from crux.oracle.oracle import Oracle, interval_bounds
+from crux.oracle.oracle import Oracle, collector_paused, interval_bounds
 from crux.oracle.query import Query, QueryError, Resolved, variable_name
 from crux.oracle.validate import checked
 from crux.worldmodel.jsontext import loads as strict_json
@@ -71,7 +71,8 @@ def answer_rows(oracle: Oracle, rows: Sequence[Row]) -> list[str]:
     def fail(n: int, err: QueryError) -> None:
         raise err
 
-    _answer_rows(oracle, enumerate(rows), out, fail)
+    with collector_paused(len(rows)):
+        _answer_rows(oracle, enumerate(rows), out, fail)
     return [out[n] for n in range(len(rows))]
 
 
@@ -201,6 +202,11 @@ class _Group:
 def answer_lines(oracle: Oracle, lines: Sequence[str]) -> tuple[list[str], int]:
     """The output line (JSON text) of every non-blank input line, in order, and how many of them
     are errors.  Blank lines are skipped (they get no output line); line numbers count them."""
+    with collector_paused(len(lines)):
+        return _answer_lines(oracle, lines)
+
+
+def _answer_lines(oracle: Oracle, lines: Sequence[str]) -> tuple[list[str], int]:
     out: dict[int, str] = {}
     rows: list[tuple[int, Row]] = []
     continuous = bool(oracle.model.network.continuous)

@@ -128,7 +128,7 @@ class Oracle:
     def ask_many(self, queries: Sequence[Query | Resolved], beliefs: Beliefs = None) -> list[Answer]:
         """Answer queries in order, with intervals; queries of equal structure run as one
         contraction.  A query already resolved (:meth:`resolve`) is not checked again."""
-        with _collector_paused(len(queries)):
+        with collector_paused(len(queries)):
             return self._ask_many(queries, beliefs)
 
     def _ask_many(self, queries: Sequence[Query | Resolved], beliefs: Beliefs) -> list[Answer]:
@@ -163,7 +163,7 @@ class Oracle:
         hypothetical beliefs (what if a party accepted this fact?) run as one batch."""
         if isinstance(beliefs, Sequence) and len(beliefs) != len(queries):
             raise ValueError("give one belief state per query")
-        with _collector_paused(len(queries)):
+        with collector_paused(len(queries)):
             resolved = self._resolve(queries, echo=False)
             states = list(beliefs) if isinstance(beliefs, Sequence) else self.belief_states(resolved, beliefs)
             return [post for post, _, _ in self._run(resolved, states, draws=False, means=True)]
@@ -362,7 +362,7 @@ def _in_batch(at: int, queries: int) -> QueryError:
 
 
 @contextmanager
-def _collector_paused(count: int):
+def collector_paused(count: int):
     """Python's cyclic garbage collector paused while a large batch makes its objects per query
     (none of them cyclic): with 100,000 queries alive, its passes over them halved the batch's
     speed (measured: bench/findings/tuning_notes.md).  Below :data:`_PAUSE_FROM` queries, or where it was off already, nothing changes.  The pause is
