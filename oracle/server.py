@@ -48,6 +48,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
@@ -571,6 +572,7 @@ def check_token(token: str) -> None:
         raise CruxError("--token must be at least 8 printable ASCII characters without spaces")
 
 
+@lru_cache(maxsize=1024)  # asked per request, of a few names
 def is_loopback(host: str) -> bool:
     """127.0.0.0/8, ::1 (also IPv4-mapped) or ``localhost``."""
     if host.strip().lower() == "localhost":
@@ -594,6 +596,7 @@ def check_host(host: str, token: str | None) -> None:
         check_token(token)
 
 
+@lru_cache(maxsize=1024)
 def is_loopback_authority(host: str) -> bool:
     """A ``Host`` header naming this machine: ``localhost``, a loopback address (IPv6 in
     brackets), each with or without a port."""
