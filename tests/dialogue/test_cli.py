@@ -193,3 +193,59 @@ def test_help_for_every_command():
 def test_missing_model_file():
     result = crux("ask", "nowhere.yaml", "--do", "action=brake")
     assert result.exit_code == 1 and "nowhere.yaml: no such file" in result.stderr
+
+
+# -- crux watch: its options, refused before anything is computed -------------------------------------
+
+WAREHOUSE = EXAMPLES / "warehouse"
+CAT = WAREHOUSE / "stream_cat.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--adopt", "1.5"], "--adopt 1.5: give a probability above 0.5 and at most 1"),
+        (["--adopt", "0.5"], "--adopt 0.5: give a probability above 0.5 and at most 1"),
+        (["--adopt", "nan"], "--adopt nan: give a probability above 0.5 and at most 1"),
+        (["--bayes-factor", "1"], "--bayes-factor 1: give a finite number above 1"),
+        (["--bayes-factor", "inf"], "--bayes-factor inf: give a finite number above 1"),
+        (["--learn-new", "{tmp}/nowhere/new.yaml"], "--learn-new {tmp}/nowhere/new.yaml: no such folder {tmp}/nowhere: give a path in a folder that exists"),
+        (["--learn-new", "{tmp}"], "--learn-new {tmp}: is a folder: give a file name in it"),
+        (["--learn-new", "{tmp}/new.txt"], "--learn-new {tmp}/new.txt: give a file name ending in .yaml, .yml, .json"),
+        (["--learn-new", "{tmp}/file.yaml/new.yaml"], "--learn-new {tmp}/file.yaml/new.yaml: no such folder {tmp}/file.yaml"),
+        (["--save", "{tmp}/file.yaml"], "--save {tmp}/file.yaml: exists; crux watch writes no file over another: give another path, or --force"),
+        (["--save", str(WAREHOUSE / "scene.yaml")], f"--save {WAREHOUSE / 'scene.yaml'}: is the scene file: give another path, or --force"),
+        (["--learn-new", str(WAREHOUSE / "scene.yaml"), "--force"], f"--learn-new {WAREHOUSE / 'scene.yaml'}: is the scene file: give another path"),
+        (["--learn-new", "{tmp}/a.yaml", "--save", "{tmp}/a.yaml"], "--learn-new and --save both name {tmp}/a.yaml: give each its own file"),
+    ],
+    ids=["adopt-high", "adopt-half", "adopt-nan", "bf-one", "bf-inf", "no-folder", "a-folder", "suffix", "under-a-file",
+         "exists", "the-scene", "the-scene-forced", "same-file"],
+)
+def test_watch_refuses_bad_options_in_one_line(tmp_path, args, message):
+    (tmp_path / "file.yaml").write_text("kept: true\n")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    result = crux("watch", WAREHOUSE / "scene.yaml", CAT, *args)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: " + message.replace("{tmp}", str(tmp_path)))
+    assert result.stderr.count("\n") == 1
+    assert (tmp_path / "file.yaml").read_text() == "kept: true\n"
+    error = json.loads(crux("watch", WAREHOUSE / "scene.yaml", CAT, *args, "--json").stdout)
+    assert error["error"] == result.stderr[len("error: "):].rstrip("\n")
+
+
+def test_watch_refuses_a_folder_it_cannot_write_to(tmp_path, monkeypatch):
+    import os
+
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(tmp_path) else real(path, mode))
+    result = crux("watch", WAREHOUSE / "scene.yaml", CAT, "--save", tmp_path / "x.yaml")
+    assert result.exit_code == 1
+    assert result.stderr == f"error: --save {tmp_path / 'x.yaml'}: cannot write in {tmp_path}: give a path in a folder you can write to\n"
+
+
+def test_watch_force_replaces_a_file(tmp_path):
+    saved = tmp_path / "scene.yaml"
+    saved.write_text("old\n")
+    result = crux("watch", WAREHOUSE / "scene.yaml", CAT, "--save", saved, "--force", "--device", "cpu")
+    assert result.exit_code == 0, result.stderr
+    assert crux("validate", saved).exit_code == 0
