@@ -135,15 +135,23 @@ class ModelInfo(BaseModel):
     )
 
 
+class Serving(BaseModel):
+    """How one model is served."""
+
+    replicas: int = Field(description="Replicas answering its queries (the embedded server: 1, this process).")
+    device: str = Field(description="Where they compute (cpu, cuda).")
+
+
 class Health(BaseModel):
     """The server is up; what it serves and how it has batched so far."""
 
     status: Literal["ok"] = "ok"
-    device: str = Field(description="Where the oracle computes.")
+    device: str = Field(description="Where the oracle computes (on Ray: where its replicas do).")
     models: list[str] = Field(description="Served models; the first is also at /ask.")
     oracle_calls: int = Field(description="Oracle calls made so far (each may answer many queries).")
     queries: int = Field(description="Queries asked of the oracle so far.")
     oracle_seconds: float = Field(description="Time the oracle has spent answering them.")
+    serving: dict[str, Serving] = Field(description="Per model: the replicas answering it, and their device.")
 
 
 class BatchAnswer(BaseModel):
@@ -250,7 +258,8 @@ def create_app(
     ``async submit(key, rows, loc) -> list[str]`` (the JSON text of each answer, in order; a
     row is a :data:`~oracle.lines.Row`; raises what it makes of a query that cannot be
     answered, a :class:`RequestProblem` for a user's error), ``stats`` (``calls``, ``queries``,
-    ``seconds``) and ``close()``.  ``fast_lane``: answer good requests of the plain shape
+    ``seconds``), ``async serving()`` (per model: ``{"replicas": N, "device": D}``, for /health)
+    and ``close()``.  ``fast_lane``: answer good requests of the plain shape
     without the framework's validation (see :class:`_Guard`; the same answers, faster).
     """
     _check_settings(
@@ -373,9 +382,14 @@ def create_app(
 
     @app.get("/health", response_model=Health, responses=errors, summary="Is the server up?")
     async def health() -> Health:
+        if backend is None:
+            serving = {n: Serving(replicas=1, device=where.type) for n in names}
+        else:
+            serving = {n: Serving(**s) for n, s in (await backend.serving()).items()}
         return Health(
-            device=where.type, models=names, oracle_calls=batcher.stats.calls, queries=batcher.stats.queries,
-            oracle_seconds=batcher.stats.seconds,
+            device=", ".join(sorted({s.device for s in serving.values()})), models=names,
+            oracle_calls=batcher.stats.calls, queries=batcher.stats.queries, oracle_seconds=batcher.stats.seconds,
+            serving=serving,
         )
 
     @app.get("/models", response_model=list[ModelInfo], responses=errors, summary="The served models")

@@ -94,35 +94,156 @@ def serve(
     particles: ParticlesOpt = 100_000,
     max_memory_gib: MaxMemoryOpt = 2.0,
     float32: Float32Opt = False,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help=(
+                "Answer on Ray Serve: each model a deployment of replicas, the same HTTP API "
+                '(needs the ray extra: pip install -e ".\\[ray]").'
+            ),
+        ),
+    ] = False,
+    replicas: Annotated[
+        Optional[int], typer.Option("--replicas", help="With --ray: replicas per model (default 1).", show_default=False)
+    ] = None,
+    autoscale: Annotated[
+        Optional[str],
+        typer.Option(
+            "--autoscale", metavar="MIN:MAX",
+            help="With --ray: let Ray keep MIN to MAX replicas per model, as the load asks (instead of --replicas).",
+            show_default=False,
+        ),
+    ] = None,
+    gpus_per_replica: Annotated[
+        Optional[float],
+        typer.Option(
+            "--gpus-per-replica",
+            help="With --ray: GPUs per replica (0.25: four share one); a replica with one computes on cuda (default 0).",
+            show_default=False,
+        ),
+    ] = None,
+    cpus_per_replica: Annotated[
+        Optional[float],
+        typer.Option(
+            "--cpus-per-replica", help="With --ray: CPUs per replica, as Ray schedules them (default 1).", show_default=False
+        ),
+    ] = None,
+    address: Annotated[
+        Optional[str],
+        typer.Option(
+            "--address",
+            help="With --ray: join the Ray cluster at this address ('auto': this machine's) instead of starting a local one.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the oracle over HTTP (OpenAPI at /openapi.json): predictions only, batched on the device."""
     from crux.oracle import server  # here, so that other commands do not pay for importing the web framework
 
+    scale = _scale(ray, replicas, autoscale, gpus_per_replica, cpus_per_replica, address, device)
     server.check_host(host, token)  # before loading anything
     server.check_connections(timeout_read, timeout_keep_alive, limit_concurrency, backlog, max_header_bytes)
     loaded = load_models(models)
-    app = server.create_app(
-        loaded, **oracle_settings(
-            device=device, samples=samples, seed=seed, method=method, particles=particles,
-            max_memory_gib=max_memory_gib, float32=float32,
-        ),
-        batch_window_ms=batch_window_ms, max_batch=max_batch,
-        max_queries=max_queries, max_body_bytes=max_body_bytes, max_samples=max_samples, max_draws=max_draws,
-        max_oracles=max_oracles, token=token,
+    settings = oracle_settings(
+        device=device, samples=samples, seed=seed, method=method, particles=particles, max_memory_gib=max_memory_gib,
+        float32=float32,
     )
-    names = list(loaded)
+    backend = None
+    if scale is not None:
+        from crux.oracle.rayserve import RayBackend
+
+        backend = RayBackend()  # deployed below, once the app has checked its settings
+    front = {**settings, "device": "cpu"} if backend is not None else settings  # the replicas compute, not the front
+    app = server.create_app(
+        loaded, **front, batch_window_ms=batch_window_ms, max_batch=max_batch,
+        max_queries=max_queries, max_body_bytes=max_body_bytes, max_samples=max_samples, max_draws=max_draws,
+        max_oracles=max_oracles, token=token, backend=backend,
+    )
     where = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    typer.echo(
+
+    def run(how: str) -> None:
+        typer.echo(_serving(list(loaded), where, how, token), err=True)
+        server.run(
+            app, host=host, port=port, token=token, timeout_read=timeout_read, timeout_keep_alive=timeout_keep_alive,
+            limit_concurrency=limit_concurrency, backlog=backlog, max_header_bytes=max_header_bytes,
+        )
+
+    if backend is None:
+        run(f"device {app.state.device}")
+        return
+    from crux.oracle.replica import replica_config
+
+    config = replica_config(**settings, batch_window_ms=batch_window_ms, max_batch=max_batch, max_oracles=max_oracles)
+    _on_ray(loaded, config, scale, address, backend, run)
+
+
+def _on_ray(loaded: dict[str, Model], config: dict, scale, address: str | None, backend, run) -> None:
+    """Deploy the models on Ray (a local cluster, or the one at ``address``), ``run`` the HTTP app
+    in front of them until SIGTERM or Ctrl-C, then take the deployments down (a local cluster as
+    a whole)."""
+    from crux.oracle import rayserve
+
+    cluster = "a local Ray cluster" if address is None else f"the Ray cluster at {address}"
+    typer.echo(f"crux serve: starting {len(loaded)} model{'s' if len(loaded) > 1 else ''} on {cluster} ({scale})", err=True)
+    try:
+        with rayserve.stop_on_signals(), rayserve.cluster(address) as local:
+            if local:
+                rayserve.check_fits(len(loaded), scale)
+            backend.deployed = rayserve.deploy(loaded, config, scale)
+            try:
+                run(f"on Ray, {scale}, device {backend.device}")
+            finally:
+                if not local:  # a cluster of our own goes as a whole
+                    backend.deployed.delete()
+    except rayserve.Stopped:
+        pass
+    typer.echo("crux serve: stopped", err=True)
+
+
+def _scale(
+    ray: bool, replicas: int | None, autoscale: str | None, gpus: float | None, cpus: float | None,
+    address: str | None, device: str,
+):
+    """The Ray options as a :class:`~oracle.rayserve.Scale` (None without --ray), checked before
+    anything is loaded."""
+    given = [
+        name for name, value in [
+            ("--replicas", replicas), ("--autoscale", autoscale), ("--gpus-per-replica", gpus),
+            ("--cpus-per-replica", cpus), ("--address", address),
+        ] if value is not None
+    ]
+    if not ray:
+        if given:
+            raise CruxError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for serving on Ray: add --ray")
+        return None
+    from crux.oracle import rayserve  # Ray itself only when asked for
+
+    rayserve.require_ray()
+    if replicas is not None and autoscale is not None:
+        raise CruxError("give --replicas N (a fixed number) or --autoscale MIN:MAX, not both")
+    gpus = 0.0 if gpus is None else gpus
+    name = device.strip().lower()
+    if name.startswith("cuda") and not gpus:
+        raise CruxError(f"--device {device} on Ray needs GPUs for the replicas: give --gpus-per-replica (or --device auto)")
+    if name == "cpu" and gpus:
+        raise CruxError("--device cpu with --gpus-per-replica would hold GPUs and never use them: drop one of the two")
+    if address is not None and not address.strip():
+        raise CruxError("--address is empty: give the Ray cluster's address (host:port, ray://host:port or auto)")
+    return rayserve.Scale(
+        replicas=1 if replicas is None else replicas,
+        autoscale=None if autoscale is None else rayserve.parse_autoscale(autoscale),
+        gpus=gpus, cpus=1.0 if cpus is None else cpus,
+    )
+
+
+def _serving(names: list[str], where: str, how: str, token: str | None) -> str:
+    return (
         f"crux serve: {names[0]} at /ask"
         + "".join(f", {n}" for n in names[1:])
-        + f" (each at /models/NAME/ask) on {where}, device {app.state.device}"
+        + f" (each at /models/NAME/ask) on {where}, {how}"
         + (", bearer token required" if token else ", loopback clients only")
-        + "; OpenAPI at /openapi.json",
-        err=True,
-    )
-    server.run(
-        app, host=host, port=port, token=token, timeout_read=timeout_read, timeout_keep_alive=timeout_keep_alive,
-        limit_concurrency=limit_concurrency, backlog=backlog, max_header_bytes=max_header_bytes,
+        + "; OpenAPI at /openapi.json"
     )
 
 

@@ -1,4 +1,4 @@
-"""`crux` starts fast: help, schema and validate import no torch, pyro, textual or web framework.
+"""`crux` starts fast: help, schema and validate import no torch, pyro, textual, web framework or Ray.
 
 The commands import their engines when they run, not when the command line is read, so that
 `crux --help` and `crux validate FILE` cost a fraction of a second rather than torch's import.
@@ -17,8 +17,9 @@ import pytest
 
 from tests.conftest import CANONICAL, ROOT
 
-HEAVY = ("torch", "pyro", "textual", "fastapi", "uvicorn", "numpy", "scipy")
-"""Never imported to read the command line, show help, print the schema or validate a file."""
+HEAVY = ("torch", "pyro", "textual", "fastapi", "uvicorn", "numpy", "scipy", "ray")
+"""Never imported to read the command line, show help, print the schema or validate a file
+(Ray, an optional extra, not even by ``crux serve --help``)."""
 
 ENTRY = "import sys; from crux.dialogue.cli.app import main; sys.argv[0] = 'crux'; main()"
 """What the installed ``crux`` script runs."""

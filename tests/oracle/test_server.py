@@ -1,6 +1,7 @@
 """`crux serve` (CLI.md): the HTTP oracle, in process — answers equal `crux ask --json`,
 batches, every kind of bad request, the token, dynamic batching under concurrency, and a
-schemathesis run against the OpenAPI schema."""
+schemathesis run against the OpenAPI schema.  Each test of an app runs against both back ends
+(``backend``: the embedded batcher, and Ray Serve on a local cluster; see tests/oracle/backends.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from crux.oracle.oracle import Oracle
 from crux.oracle.query import Query
 from crux.oracle.server import create_app
 from tests.conftest import CANONICAL, ROOT
+from tests.oracle.backends import BACKENDS, serve
 from crux.worldmodel.model import load_model
 
 ALARM = ROOT / "tests" / "data" / "alarm.bif.gz"
@@ -55,11 +57,29 @@ def locs(response: httpx.Response) -> list[list]:
     return [e["loc"] for e in response.json()["detail"]]
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    """Which back end answers: ``embedded`` or ``ray``."""
+    return request.param
+
+
 @pytest.fixture
-def app():
-    made = create_app(MODELS, device="cpu", batch_window_ms=1)
-    yield made
-    made.state.batcher.close()
+def make_app(request, backend):
+    """``make_app(models=MODELS, **settings)``: create_app on the CPU with the test's back end."""
+    made = []
+
+    def make(models=MODELS, **settings):
+        made.append(serve(request, backend, models, **settings))
+        return made[-1]
+
+    yield make
+    for app in made:
+        app.state.batcher.close()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app(batch_window_ms=1)
 
 
 # -- /ask equals crux ask --json ---------------------------------------------------------------
@@ -115,6 +135,7 @@ async def test_models_health_and_openapi(app):
     assert models[0]["decision"] == "action" and models[0]["variables"]["road"] == ["dry", "wet"]
     assert alarm["kind"] == "network" and alarm["parties"] == ["world"] and len(alarm["variables"]) == 37
     assert health["status"] == "ok" and health["device"] == "cpu" and health["models"] == ["squirrel_or_cat", "alarm"]
+    assert health["serving"] == {name: {"replicas": 1, "device": "cpu"} for name in ("squirrel_or_cat", "alarm")}
     assert set(schema["paths"]) == {  # predictions only: nothing reads values, ranks or decides
         "/ask", "/ask/batch", "/health", "/models", "/models/{name}", "/models/{name}/ask", "/models/{name}/ask/batch"
     }
@@ -176,9 +197,9 @@ async def test_bad_json_is_a_4xx(app, content, headers):
     assert response.json()["detail"]
 
 
-async def test_answers_json_cannot_carry_are_a_422():
+async def test_answers_json_cannot_carry_are_a_422(make_app):
     """A continuous variable set at 1.7e308 overflows its child's mean: JSON has no infinity."""
-    lg = create_app({"lg": load_model(ROOT / "tests" / "oracle" / "linear_gaussian.yaml")}, device="cpu")
+    lg = make_app({"lg": load_model(ROOT / "tests" / "oracle" / "linear_gaussian.yaml")})
     async with client(lg) as http:
         overflow = await http.post("/ask", json={"do": {"policy": "slow", "speed": "1.7e308"}})
         fine = await http.post("/ask", json={"do": {"policy": "slow", "speed": "2.5"}})
@@ -188,8 +209,8 @@ async def test_answers_json_cannot_carry_are_a_422():
     assert not_a_number.status_code == 422 and locs(not_a_number) == [["body", "do", "speed"]]
 
 
-async def test_too_large_body_is_413():
-    small = create_app(MODELS, device="cpu", max_body_bytes=1000)
+async def test_too_large_body_is_413(make_app):
+    small = make_app(max_body_bytes=1000)
     big = {"queries": [{"do": {"action": "brake"}}] * 100}
 
     async def chunks():  # no Content-Length: counted as it arrives
@@ -208,8 +229,8 @@ async def test_too_large_body_is_413():
 # -- the token, and loopback without one ------------------------------------------------------------
 
 
-async def test_token_required_on_every_request():
-    guarded = create_app(MODELS, device="cpu", token=TOKEN)
+async def test_token_required_on_every_request(make_app):
+    guarded = make_app(token=TOKEN)
     async with client(guarded, peer="10.1.2.3") as anonymous:
         missing = await anonymous.post("/ask", json={"do": {"action": "brake"}})
         wrong = await anonymous.get("/health", headers={"Authorization": "Bearer not-the-token"})
@@ -280,8 +301,8 @@ def expected(model: str, bodies: list[dict]) -> list[dict]:
     return [a.to_json() for a in Oracle(MODELS[model], device="cpu").ask_many([Query.model_validate(b) for b in bodies])]
 
 
-async def test_concurrent_requests_are_batched_and_correct():
-    app = create_app(MODELS, device="cpu", batch_window_ms=200)
+async def test_concurrent_requests_are_batched_and_correct(make_app):
+    app = make_app(batch_window_ms=200)
     requests = [("/ask", q) for q in SQUIRREL * 3] + [("/models/alarm/ask", q) for q in ALARM_QUERIES * 3]
     async with client(app) as http:
         responses = await asyncio.gather(*(http.post(path, json=body) for path, body in requests))
@@ -294,10 +315,10 @@ async def test_concurrent_requests_are_batched_and_correct():
     app.state.batcher.close()
 
 
-async def test_one_bad_request_does_not_fail_its_batch():
+async def test_one_bad_request_does_not_fail_its_batch(make_app):
     """Two requests that pass the checks but fail in the oracle (the decision is not set; impossible
     evidence), gathered with good ones: only they fail."""
-    app = create_app(MODELS, device="cpu", batch_window_ms=20)
+    app = make_app(batch_window_ms=20)
     bad = [{"outcomes": ["crash"]}, {"do": {"action": "brake"}, "given": {"animal": "squirrel", "harm": "cat"}, "as": "world"}]
     bodies = SQUIRREL[:8] + bad[:1] + SQUIRREL[8:] + bad[1:]
     async with client(app) as http:
@@ -313,8 +334,8 @@ async def test_one_bad_request_does_not_fail_its_batch():
     app.state.batcher.close()
 
 
-async def test_batches_mix_with_single_requests_and_respect_max_batch():
-    app = create_app(MODELS, device="cpu", batch_window_ms=200, max_batch=8)
+async def test_batches_mix_with_single_requests_and_respect_max_batch(make_app):
+    app = make_app(batch_window_ms=200, max_batch=8)
     singles = [{"do": {"action": a}} for a in ("brake", "swerve", "continue")] * 4
     batch = {"queries": [{"do": {"action": "swerve"}, "given": {"road": r}} for r in ("dry", "wet")] * 10}
     async with client(app) as http:

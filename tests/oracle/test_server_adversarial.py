@@ -1,7 +1,9 @@
 """`crux serve` against hostile clients: bodies Python's json reads but standard JSON does not
 (NaN, Infinity, numbers too large, keys twice), malformed JSON, a foreign Host (DNS rebinding),
 requests that ask for too many draws, the bounded oracle cache, and a real uvicorn server whose
-half-open and trickling connections are answered 408 and closed while others are served."""
+half-open and trickling connections are answered 408 and closed while others are served.  The
+tests of an app run against both back ends (the embedded batcher, and Ray Serve: see
+tests/oracle/backends.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from crux.oracle.batching import Batcher
 from crux.oracle.query import Query
 from crux.oracle.server import create_app
 from tests.conftest import CANONICAL
+from tests.oracle.backends import BACKENDS, serve
 from crux.worldmodel.errors import CruxError
 from crux.worldmodel.model import load_model
 
@@ -35,11 +38,31 @@ def client(app, *, host: str = "localhost", headers: dict | None = None) -> http
     return httpx.AsyncClient(transport=transport, base_url=f"http://{host}", headers=headers or {})
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request) -> str:
+    """Which back end answers: ``embedded`` or ``ray``."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def app():
-    made = create_app(MODELS, device="cpu", batch_window_ms=1)
+def app(request, backend):
+    made = serve(request, backend, MODELS, batch_window_ms=1)
     yield made
     made.state.batcher.close()
+
+
+@pytest.fixture
+def make_app(request, backend):
+    """``make_app(**settings)``: create_app over MODELS on the CPU with the test's back end."""
+    made = []
+
+    def make(**settings):
+        made.append(serve(request, backend, MODELS, **settings))
+        return made[-1]
+
+    yield make
+    for app in made:
+        app.state.batcher.close()
 
 
 def detail(response: httpx.Response) -> dict:
@@ -123,8 +146,8 @@ async def test_other_hosts_are_refused_without_a_token(app, host):
     assert detail(response)["loc"] == ["header", "host"] and "--token" in detail(response)["msg"]
 
 
-async def test_with_a_token_any_host_is_answered():
-    guarded = create_app(MODELS, device="cpu", token=TOKEN)
+async def test_with_a_token_any_host_is_answered(make_app):
+    guarded = make_app(token=TOKEN)
     async with client(guarded, host="crux.example", headers={"Authorization": f"Bearer {TOKEN}"}) as http:
         assert (await http.get("/health")).status_code == 200
     guarded.state.batcher.close()
@@ -133,8 +156,8 @@ async def test_with_a_token_any_host_is_answered():
 # -- draws per request, and the oracles kept -----------------------------------------------------------
 
 
-async def test_too_many_draws_are_refused_naming_the_limit():
-    small = create_app(MODELS, device="cpu", max_draws=5000, max_oracles=2)
+async def test_too_many_draws_are_refused_naming_the_limit(make_app):
+    small = make_app(max_draws=5000, max_oracles=2)
     queries = [{"do": {"action": a}} for a in ("brake", "swerve", "continue")]
     async with client(small) as http:
         many = await http.post("/ask/batch", json={"queries": queries, "samples": 2000, "seed": 1})
@@ -192,11 +215,18 @@ READ_TIMEOUT = 0.6
 
 
 @pytest.fixture(scope="module")
-def live():
+def live_app(request, backend):
+    made = serve(request, backend, MODELS, batch_window_ms=1)
+    yield made
+    made.state.batcher.close()
+
+
+@pytest.fixture(scope="module")
+def live(live_app):
     """``crux serve``'s uvicorn on a free port of 127.0.0.1 in a thread, with short timeouts."""
     import uvicorn
 
-    app = create_app(MODELS, device="cpu", batch_window_ms=1)
+    app = live_app
     config = server.uvicorn_config(
         app, "127.0.0.1", 0, log_level="warning", timeout_read=READ_TIMEOUT, timeout_keep_alive=1.0,
         max_header_bytes=4096,
