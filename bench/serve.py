@@ -623,7 +623,16 @@ def main(argv: list[str] | None = None) -> None:
     soaking.add_argument("--slow", type=int, default=20, help="clients that trickle a request byte by byte")
     soaking.add_argument("--trickle-s", type=float, default=0.5, help="seconds between a slow client's bytes")
     soaking.add_argument("--timeout-read", type=float, default=0, help="the server's --timeout-read (0: its default)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--ray", action="store_true", help="compare crux serve --ray with the embedded server (bench.serve_ray)")
+    args, rest = parser.parse_known_args(argv)
+    if args.ray:
+        from bench.serve_ray import main as ray_main
+
+        argv = sys.argv[1:] if argv is None else argv
+        ray_main([a for a in argv if a != "--ray"])
+        return
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
 
     if args.batch:
         try:
