@@ -19,7 +19,7 @@ import yaml
 
 from crux.worldmodel.entities import library_path
 from crux.worldmodel.errors import CruxError, ModelError
-from crux.worldmodel.files import SCENARIO_SUFFIXES, read_data, write_atomically
+from crux.worldmodel.files import SCENARIO_SUFFIXES, plain_data, read_data, same_file, write_atomically
 from crux.worldmodel.load import validate_data
 
 
@@ -39,7 +39,7 @@ def check_output(path: Path, option: str, *, force: bool, inputs: Sequence[tuple
     if path.exists() and not os.access(path, os.W_OK):
         raise CruxError(f"{where}: cannot write it (read-only): give another path")
     for other, what, replaceable in inputs:
-        if _same(path, other):
+        if same_file(path, other):
             if not replaceable:
                 raise CruxError(f"{where}: is {what}: give another path")
             if not force:
@@ -50,7 +50,7 @@ def check_output(path: Path, option: str, *, force: bool, inputs: Sequence[tuple
 
 def write_library(path: Path, types: Mapping[str, dict], *, force: bool, note: str = "") -> None:
     """A library file holding ``types`` (``types: {name: type}``), as a scene's ``use`` reads it."""
-    data = {"types": _plain(dict(types))}
+    data = {"types": plain_data(dict(types))}
     _write(path, data, force=force, note=note)
 
 
@@ -62,7 +62,7 @@ def save_scene(path: Path, data: Mapping[str, Any], base_dir: Path, *, steps: in
     written into the scene's own ``types``.  The scene is validated as ``crux validate`` reads it
     and unrolled ``steps`` steps, as the watch did, before it is written.  Returns notes on what
     was inlined."""
-    out = _plain(copy.deepcopy(dict(data)))
+    out = plain_data(copy.deepcopy(dict(data)))
     folder = path.parent.resolve()
     notes: list[str] = []
     use, own = [], dict(out.get("types") or {})
@@ -74,7 +74,7 @@ def save_scene(path: Path, data: Mapping[str, Any], base_dir: Path, *, steps: in
         if relative.parts and relative.parts[0] != "..":
             use.append(relative.as_posix())
             continue
-        library = _plain(read_data(real, regular_only=True))
+        library = plain_data(read_data(real, regular_only=True))
         for name, spec in (library.get("types") or {}).items():
             own.setdefault(name, spec)
         notes.append(f"{ref} lies outside {folder}: its types are written into the scene")
@@ -102,19 +102,3 @@ def _write(path: Path, data: dict[str, Any], *, force: bool, note: str) -> None:
     write_atomically(path, text, replace=force, exists=exists)
 
 
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
-
-
-def _plain(value: Any) -> Any:
-    """Parsed data as plain Python for the dumper (a YAML boolean kept as text becomes a str)."""
-    if isinstance(value, Mapping):
-        return {_plain(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, str) and type(value) is not str:
-        return str(value)
-    return value

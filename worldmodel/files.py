@@ -12,6 +12,7 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -311,3 +312,23 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (False where either cannot be resolved)."""
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def plain_data(value: Any) -> Any:
+    """Data as :func:`read_data` gives it, as plain Python for YAML's dumper (a YAML boolean kept
+    as text becomes a ``str``; tuples become lists)."""
+    if isinstance(value, Mapping):
+        return {plain_data(k): plain_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_data(v) for v in value]
+    if isinstance(value, str) and type(value) is not str:
+        return str(value)
+    return value

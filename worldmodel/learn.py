@@ -34,7 +34,7 @@ import yaml
 from crux.worldmodel.compile import BeliefState, Network
 from crux.worldmodel.entities import ground, library_path
 from crux.worldmodel.errors import CruxError, ModelError, PathPart, unknown
-from crux.worldmodel.files import read_data, read_text, write_atomically
+from crux.worldmodel.files import plain_data, read_data, read_text, same_file, write_atomically
 from crux.worldmodel.load import validate_data
 from crux.worldmodel.rows import split_key
 from crux.worldmodel.spec import Scenario, Variable
@@ -170,9 +170,9 @@ def learn_file(
     """
     model_path, data_csv = Path(model_path), Path(data_csv)
     out = Path(out_path) if out_path is not None else default_out(model_path)
-    if _same(out, model_path) and not force:
+    if same_file(out, model_path) and not force:
         raise CruxError(f"{out}: is the model file itself: give another --out, or --force to overwrite it")
-    if _same(out, data_csv):
+    if same_file(out, data_csv):
         raise CruxError(f"{out}: is the data file: give another --out")
     if not out.parent.is_dir():
         raise CruxError(f"{out}: no such folder {out.parent}")
@@ -239,7 +239,7 @@ def learn_file(
                 rows[key] = rows.get(key, 0) + row
     report.skipped = int((~counted_rows).sum())
 
-    out_data = copy.deepcopy(_plain(raw))
+    out_data = copy.deepcopy(plain_data(raw))
     libraries = _Libraries(out_data, base_dir)
     before: dict[Target, dict[tuple[str, ...], tuple[float, np.ndarray]]] = {}
     for target, rows in pooled.items():
@@ -516,7 +516,7 @@ class _Libraries:
                 where = library_path(self.base_dir, ref)  # confined to the scenario's folder, as validation was
                 if isinstance(where, str):
                     raise CruxError(f"use[{i}]: {where}")
-                self.loaded[i] = copy.deepcopy(_plain(read_data(where, regular_only=True)))
+                self.loaded[i] = copy.deepcopy(plain_data(read_data(where, regular_only=True)))
             if type_name in (self.loaded[i].get("types") or {}):
                 return i
         raise CruxError(f"type {type_name!r} is in no file (a bug in crux learn)")
@@ -560,7 +560,7 @@ class _Libraries:
                 path, k = out.parent / f"{stem}{k}.yaml", k + 1
             source = (self.base_dir / ref).resolve()
             for other in (model_path, data_csv, source):
-                if _same(path, other):
+                if same_file(path, other):
                     raise CruxError(f"{path}: the learned copy of {ref} would overwrite {other}: give another --out")
             taken.add(path.resolve())
             self.copies[i] = path
@@ -586,22 +586,6 @@ class _Libraries:
         return {**data, "use": new}
 
 
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
-
-
-def _plain(value: Any) -> Any:
-    """Parsed data as plain Python (a YAML boolean kept as text becomes a str) for the dumper."""
-    if isinstance(value, Mapping):
-        return {_plain(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, str) and type(value) is not str:
-        return str(value)
-    return value
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
