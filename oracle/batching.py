@@ -13,8 +13,8 @@ import asyncio
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -154,8 +154,8 @@ class Batcher:
                 lane.arrived.clear()
             if lane.size < self.max_batch:
                 lane.full.clear()
-            for group in _by_key(jobs):
-                group = [j for j in group if not j.future.done()]  # clients that left
+            for members in by_key([(job.key, len(job.queries)) for job in jobs]):
+                group = [jobs[n] for n in members if not jobs[n].future.done()]  # clients that left
                 if not group:
                     continue
                 try:
@@ -180,20 +180,8 @@ class Batcher:
         return self._answer(oracle, jobs)
 
     def _answer(self, oracle: Oracle, jobs: list[_Job]) -> list[list[str] | BaseException]:
-        """The jobs' answers from one call; if it raises, each half is answered on its own (and
-        so on down), so a bad request fails only itself, at a cost of a few calls per bad one."""
-        try:
-            answers = self._ask(oracle, [q for job in jobs for q in job.queries])
-        except Exception as err:  # noqa: BLE001 -- handed to its request, never hidden
-            if len(jobs) == 1:
-                return [self._failed(err, jobs[0].loc)]
-            half = len(jobs) // 2
-            return self._answer(oracle, jobs[:half]) + self._answer(oracle, jobs[half:])
-        out, start = [], 0
-        for job in jobs:
-            out.append(answers[start : start + len(job.queries)])
-            start += len(job.queries)
-        return out
+        results = answer_halving(lambda queries: self._ask(oracle, queries), [job.queries for job in jobs])
+        return [self._failed(r, job.loc) if isinstance(r, Exception) else r for r, job in zip(results, jobs)]
 
     def _ask(self, oracle: Oracle, queries: list[Query | Row]) -> list[str]:
         stats = self.stats
@@ -206,10 +194,51 @@ class Batcher:
             stats.queries += len(queries)
 
 
-def _by_key(jobs: list[_Job]) -> list[list[_Job]]:
-    """The jobs grouped by key, in arrival order within a key; the key with the fewest draws
-    (samples times queries) first."""
-    groups: dict[Key, list[_Job]] = {}
+def by_key(jobs: Sequence[tuple[Key, int]]) -> list[list[int]]:
+    """Jobs given as (key, how many queries), grouped by key as their indices, in arrival order
+    within a key; the key with the fewest draws (samples times queries) first."""
+    groups: dict[Key, list[int]] = {}
+    for n, (key, _) in enumerate(jobs):
+        groups.setdefault(key, []).append(n)
+    return sorted(groups.values(), key=lambda members: jobs[members[0]][0][1] * sum(jobs[n][1] for n in members))
+
+
+def answer_halving(ask: Callable[[list], list[str]], jobs: Sequence[Sequence]) -> list[list[str] | Exception]:
+    """Each job's answers (a job: a request's queries) from one ``ask`` of all their queries; if
+    it raises, each half is answered on its own (and so on down), so a bad request fails only
+    itself (its entry is the error), at a cost of a few calls per bad one."""
+    try:
+        answers = ask([q for job in jobs for q in job])
+    except Exception as err:  # noqa: BLE001 -- handed to its request, never hidden
+        if len(jobs) == 1:
+            return [err]
+        half = len(jobs) // 2
+        return answer_halving(ask, jobs[:half]) + answer_halving(ask, jobs[half:])
+    out: list[list[str] | Exception] = []
+    start = 0
     for job in jobs:
-        groups.setdefault(job.key, []).append(job)
-    return sorted(groups.values(), key=lambda group: group[0].key[1] * sum(len(j.queries) for j in group))
+        out.append(answers[start : start + len(job)])
+        start += len(job)
+    return out
+
+
+class Oracles:
+    """Oracles by key (model, samples, seed), made by ``make`` on first use: the ``defaults``
+    (made at once, so that a bad setting fails at start) kept for good, at most ``keep`` others
+    (the least recently used dropped).  Used from one thread."""
+
+    def __init__(self, make: Callable[[Key], Oracle], defaults: Iterable[Key], keep: int):
+        self.make, self.keep = make, keep
+        self.defaults = {key: make(key) for key in defaults}
+        self.others: OrderedDict[Key, Oracle] = OrderedDict()
+
+    def __call__(self, key: Key) -> Oracle:
+        if key in self.defaults:
+            return self.defaults[key]
+        if key in self.others:
+            self.others.move_to_end(key)
+            return self.others[key]
+        made = self.others[key] = self.make(key)
+        while len(self.others) > self.keep:
+            self.others.popitem(last=False)
+        return made

@@ -27,7 +27,6 @@ import logging
 import pickle
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
@@ -35,7 +34,7 @@ from typing import Any, NamedTuple
 import torch
 from ray import serve
 
-from crux.oracle.batching import Key, answer_queries
+from crux.oracle.batching import Key, Oracles, answer_halving, answer_queries, by_key
 from crux.oracle.device import resolve_device
 from crux.oracle.lines import Row
 from crux.oracle.oracle import Oracle
@@ -99,9 +98,7 @@ class OracleReplica:
         self._tag = uuid.uuid4().hex[:12]
         self._numbers = itertools.count()
         self._settings: dict[str, Any] = {}
-        self._defaults: dict[Key, Oracle] = {}
-        self._others: OrderedDict[Key, Oracle] = OrderedDict()
-        self._max_oracles = 0
+        self._oracles = Oracles(self._make, (), 0)
 
     async def reconfigure(self, config: dict[str, Any]) -> None:
         """Take new settings (at start, and whenever the deployment's ``user_config`` changes):
@@ -117,11 +114,10 @@ class OracleReplica:
             "particles": int(config["particles"]), "max_bytes": int(config["max_bytes"]),
         }
         key = (self.name, int(config["samples"]), int(config["seed"]))
-        if settings != self._settings or key not in self._defaults:
+        if settings != self._settings or key not in self._oracles.defaults:
             self._settings = settings
-            self._defaults = {key: self._make(key)}  # made now: a bad setting fails the replica's start
-            self._others.clear()
-        self._max_oracles = int(config["max_oracles"])
+            self._oracles = Oracles(self._make, [key], 0)  # its default made now: a bad setting fails the replica's start
+        self._oracles.keep = int(config["max_oracles"])
         self.device = device.type
 
     def _make(self, key: Key) -> Oracle:
@@ -131,15 +127,7 @@ class OracleReplica:
     def _oracle_for(self, key: Key) -> Oracle:  # on the worker thread only
         if key[0] != self.name:
             raise RuntimeError(f"the replica of {self.name!r} was asked about {key[0]!r}")
-        if key in self._defaults:
-            return self._defaults[key]
-        if key in self._others:
-            self._others.move_to_end(key)
-            return self._others[key]
-        made = self._others[key] = self._make(key)
-        while len(self._others) > self._max_oracles:
-            self._others.popitem(last=False)
-        return made
+        return self._oracles(key)
 
     @serve.batch(max_batch_size=256, batch_wait_timeout_s=0.002)  # set from the settings by reconfigure
     async def one(self, items: list[tuple[Key, Row | Query]]) -> list[Reply]:
@@ -160,11 +148,9 @@ class OracleReplica:
 
     def _answer_jobs(self, jobs: list[tuple[Key, Sequence[Row | Query]]]) -> list[Reply]:
         """On the worker: each job's reply, one key at a time (the fewest draws first)."""
-        groups: dict[Key, list[int]] = {}
-        for n, (key, _) in enumerate(jobs):
-            groups.setdefault(key, []).append(n)
         replies: list[Reply | None] = [None] * len(jobs)
-        for key, members in sorted(groups.items(), key=lambda kv: kv[0][1] * sum(len(jobs[n][1]) for n in kv[1])):
+        for members in by_key([(key, len(rows)) for key, rows in jobs]):
+            key = jobs[members[0]][0]
             calls: list[Call] = []
             try:
                 oracle = self._oracle_for(key)
@@ -179,26 +165,16 @@ class OracleReplica:
     def _answer(
         self, oracle: Oracle, jobs: list[Sequence[Row | Query]], calls: list[Call]
     ) -> list[list[str] | BaseException]:
-        """The jobs' answers from one call; if it raises, each half on its own (and so on down)."""
-        start = time.perf_counter()
-        queries = [q for job in jobs for q in job]
-        try:
-            answers = answer_queries(oracle, queries)
-        except Exception as err:  # noqa: BLE001 -- handed to its request, never hidden
-            calls.append(self._call(len(queries), start))
-            if len(jobs) == 1:
-                return [err]
-            half = len(jobs) // 2
-            return self._answer(oracle, jobs[:half], calls) + self._answer(oracle, jobs[half:], calls)
-        calls.append(self._call(len(queries), start))
-        out, at = [], 0
-        for job in jobs:
-            out.append(answers[at : at + len(job)])
-            at += len(job)
-        return out
+        """The jobs' answers from one call (each half on its own if it raises), each call counted."""
 
-    def _call(self, queries: int, start: float) -> Call:
-        return Call(f"{self._tag}:{next(self._numbers)}", queries, time.perf_counter() - start)
+        def ask(queries: list[Row | Query]) -> list[str]:
+            start = time.perf_counter()
+            try:
+                return answer_queries(oracle, queries)
+            finally:
+                calls.append(Call(f"{self._tag}:{next(self._numbers)}", len(queries), time.perf_counter() - start))
+
+        return answer_halving(ask, jobs)
 
     def _reply(self, result: list[str] | BaseException, calls: tuple[Call, ...]) -> Reply:
         if not isinstance(result, BaseException):

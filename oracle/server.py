@@ -45,7 +45,6 @@ import ipaddress
 import json
 import logging
 import math
-from collections import OrderedDict
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -59,7 +58,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from crux.oracle.batching import Batcher, Key
+from crux.oracle.batching import Batcher, Key, Oracles
 from crux.oracle.device import resolve_device
 from crux.oracle.lines import Reader, Row
 from crux.oracle.oracle import MAX_BYTES, METHODS, Method, Oracle
@@ -277,22 +276,8 @@ def create_app(
             max_bytes=max_bytes,
         )
 
-    # The defaults, made now (a bad setting fails at start, not at the first request) and kept.
-    defaults = {(name, samples, seed): make((name, samples, seed)) for name in names}
-    others: OrderedDict[Key, Oracle] = OrderedDict()
-
-    def oracle_for(key: Key) -> Oracle:  # called on the worker thread only
-        if key in defaults:
-            return defaults[key]
-        if key in others:
-            others.move_to_end(key)
-            return others[key]
-        made = others[key] = make(key)
-        while len(others) > max_oracles:
-            others.popitem(last=False)
-        return made
-
-    batcher = backend if backend is not None else Batcher(oracle_for, batch_window_ms / 1000, max_batch, failed=_as_problem)
+    oracles = Oracles(make, [(name, samples, seed) for name in names], max_oracles)
+    batcher = backend if backend is not None else Batcher(oracles, batch_window_ms / 1000, max_batch, failed=_as_problem)
     AskRequest, BatchRequest = _request_models(max_queries, max_samples)
 
     @asynccontextmanager
@@ -314,7 +299,7 @@ def create_app(
     app.state.batcher = batcher
     app.state.device = where.type
     app.state.models = models
-    app.state.oracles = others
+    app.state.oracles = oracles.others
     app.state.fast_answered = 0  # requests the fast lane took
     errors = {
         400: {
@@ -432,7 +417,7 @@ def create_app(
     async def internal(_: Request, err: Exception) -> Response:  # a bug in Crux: say so, in one line
         return _internal(err)
 
-    readers = {name: Reader(defaults[(name, samples, seed)], limit=READER_SHAPES) for name in names}
+    readers = {name: Reader(oracles.defaults[(name, samples, seed)], limit=READER_SHAPES) for name in names}
     routes = {"/ask": (first, False), "/ask/batch": (first, True)}
     for name in names:
         routes[f"/models/{name}/ask"] = (name, False)

@@ -67,6 +67,7 @@ def _test_replica() -> type:
     installed.)"""
     import asyncio
 
+    from crux.oracle.batching import Oracles
     from crux.oracle.replica import OracleReplica
 
     class TestReplica(OracleReplica):
@@ -74,8 +75,7 @@ def _test_replica() -> type:
             await self.reconfigure(config)
 
             def fresh():
-                self._defaults = {key: self._make(key) for key in self._defaults}
-                self._others.clear()
+                self._oracles = Oracles(self._make, list(self._oracles.defaults), self._oracles.keep)
 
             await asyncio.get_running_loop().run_in_executor(self._worker, fresh)
 
