@@ -279,8 +279,7 @@ def _resolve_shape(oracle: Oracle, key: tuple):
         return None
     if len(template.do) != len(do) or len(template.given) != len(given):  # two spellings of one name
         return None
-    index = {v: {s: i for i, s in enumerate(net.states[v])} for v, _ in (*template.do, *template.given)}
-    return template, [index[v] for v, _ in template.do] + [index[v] for v, _ in template.given]
+    return template, [net.state_index[v] for v, _ in (*template.do, *template.given)]
 
 
 def _general(oracle: Oracle, n: int, line: str) -> Resolved | dict:

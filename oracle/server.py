@@ -612,8 +612,9 @@ def is_loopback_authority(host: str) -> bool:
 
 
 def read_json(body: bytes) -> tuple[Any, str | None]:
-    """``body`` read as standard JSON (see :func:`json_problem`): its value and None, or None and
-    what is wrong with it.  The fast reader reads it where it can; where it cannot, where the
+    """``body`` read as standard JSON (UTF-8, no ``NaN`` or ``Infinity``, every number within a
+    double's range, no key twice in one object): its value and None, or None and what is wrong
+    with it.  The fast reader reads it where it can; where it cannot, where the
     body's ``:`` outnumber its keys (a key given twice, which the fast reader would take as its
     last, or a ``:`` inside a string), or where it holds 19 digits in a row (an integer the fast
     reader would read as a double), the strict reader decides, with its messages."""
@@ -623,8 +624,7 @@ def read_json(body: bytes) -> tuple[Any, str | None]:
         data = _MISSING
     if data is not _MISSING and body.count(b":") == _keys(data):
         return data, None
-    problem = json_problem(body)
-    return (None, problem) if problem is not None else (strict_json(body.decode("utf-8")), None)
+    return _read_strictly(body)
 
 
 _MISSING: Any = object()
@@ -645,23 +645,21 @@ def _keys(data: Any) -> int:
     return count
 
 
-def json_problem(body: bytes) -> str | None:
-    """What keeps ``body`` from being standard JSON this server reads (UTF-8, no ``NaN`` or
-    ``Infinity``, every number within a double's range, no key twice in one object), or None."""
+def _read_strictly(body: bytes) -> tuple[Any, str | None]:
+    """``body`` read by the strict reader: its value and None, or None and what is wrong."""
     try:
         text = body.decode("utf-8")  # not json's guess among UTF-8, -16 and -32: JSON over a network is UTF-8
-        strict_json(text)
+        return strict_json(text), None
     except NotStandardJson as err:
-        return str(err)
+        return None, str(err)
     except json.JSONDecodeError as err:
-        return f"the body is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}"
+        return None, f"the body is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}"
     except UnicodeDecodeError:
-        return "the body is not UTF-8: send UTF-8 JSON"
+        return None, "the body is not UTF-8: send UTF-8 JSON"
     except RecursionError:
-        return "the body is nested too deeply: send a query object as the API describes"
+        return None, "the body is nested too deeply: send a query object as the API describes"
     except ValueError as err:  # anything else Python's reader refuses
-        return f"cannot read the body as JSON: {err}"
-    return None
+        return None, f"cannot read the body as JSON: {err}"
 
 
 def _is_json(content_type: bytes | None) -> bool:
