@@ -358,7 +358,7 @@ class RayBackend:
     async def submit(self, key: tuple[str, int, int], rows: Sequence[Row], loc: tuple = ("body",)) -> list[str]:
         """The JSON text of each row's answer, in order; a query that cannot be answered raises
         what the server makes of it (a 422 at ``loc`` for a user's error)."""
-        from crux.oracle.server import RequestProblem, _as_problem
+        from crux.oracle.server import RequestProblem, as_problem
         from crux.oracle.validate import error_at
 
         from ray.exceptions import RayError
@@ -378,7 +378,7 @@ class RayBackend:
             )]) from None
         self._count(reply)
         if reply.problem is not None:
-            raise _as_problem(CruxError(reply.problem), loc)
+            raise as_problem(CruxError(reply.problem), loc)
         if reply.error is not None:
             raise reply.error
         return reply.answers  # type: ignore[return-value]

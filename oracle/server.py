@@ -209,7 +209,7 @@ def _problem_response(status: int, errors: list[dict[str, Any]], headers: Mappin
     return JSONResponse({"detail": errors}, status_code=status, headers=dict(headers or {}))
 
 
-def _as_problem(err: Exception, loc: Loc) -> BaseException:
+def as_problem(err: Exception, loc: Loc) -> BaseException:
     """A user error becomes a 422 at the request; anything else stays what it is (a bug: 500)."""
     if isinstance(err, CruxError):
         return RequestProblem(422, [error_at(loc, str(err))])
@@ -277,7 +277,7 @@ def create_app(
         )
 
     oracles = Oracles(make, [(name, samples, seed) for name in names], max_oracles)
-    batcher = backend if backend is not None else Batcher(oracles, batch_window_ms / 1000, max_batch, failed=_as_problem)
+    batcher = backend if backend is not None else Batcher(oracles, batch_window_ms / 1000, max_batch, failed=as_problem)
     AskRequest, BatchRequest = _request_models(max_queries, max_samples)
 
     @asynccontextmanager
